@@ -13,12 +13,14 @@ PathLike = Union[str, Path]
 def atomic_output(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it onto ``path``, on error delete it.
 
-    Works for files and directories. The temporary name starts with a dot and ends in ``.partial`` so that
-    an interrupted run never leaves anything that a later stage could mistake for a finished artifact.
+    Works for files and directories. The temporary name is hidden and says ``partial`` (``.cuts.1234.partial
+    .jsonl.gz`` for ``cuts.jsonl.gz``), so an interrupted run never leaves anything that a later stage could
+    mistake for a finished artifact; it keeps the suffixes, which libraries such as lhotse read the format from.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    stem, dot, suffixes = path.name.partition(".")
+    tmp = path.with_name(f".{stem}.{os.getpid()}.partial{dot}{suffixes}")
     _remove(tmp)
     try:
         yield tmp

@@ -1,0 +1,151 @@
+"""Stage 2: acoustic features with kaldifeat (through lhotse), stored with lhotse; deltas and global CMVN.
+
+Static features (40 mel bands + energy by default, or MFCC) are computed once and stored compressed with
+lhotse's ``LilcomChunkyWriter`` next to a cut manifest per split. Deltas, delta-deltas and the global
+mean/variance normalisation (statistics from the training set) are applied when batches are built: they
+cost little and keep the stored features three times smaller.
+
+Run as ``python -m asrkit.features compute|stats ...``; the recipe's Snakemake rules do.
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
+from lhotse.features.base import FeatureExtractor
+from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMfcc, KaldifeatMfccConfig
+from lhotse.features.kaldifeat import KaldifeatMelOptions
+from tqdm import tqdm
+
+from asrkit.io import atomic_output
+
+#: the defaults of the config's ``features`` section (see asrkit/schemas/config.schema.yaml)
+DEFAULT_OPTIONS = {"type": "fbank", "num_mel_bins": 40, "num_ceps": 13, "use_energy": True, "deltas": True}
+DELTA_WINDOW = 2  # Kaldi's add-deltas default
+
+
+def feature_options(options: Dict[str, Any]) -> Dict[str, Any]:
+    """The config's ``features`` section with defaults filled in."""
+    return {**DEFAULT_OPTIONS, **options}
+
+
+def make_extractor(options: Dict[str, Any]) -> FeatureExtractor:
+    """A kaldifeat extractor: log mel filterbank (+ log energy) or MFCC, 25 ms windows every 10 ms."""
+    options = feature_options(options)
+    mel = KaldifeatMelOptions(num_bins=options["num_mel_bins"])
+    if options["type"] == "fbank":
+        return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=mel, use_energy=options["use_energy"]))
+    if options["type"] == "mfcc":
+        return KaldifeatMfcc(KaldifeatMfccConfig(mel_opts=mel, num_ceps=options["num_ceps"],
+                                                 use_energy=options["use_energy"]))
+    raise ValueError(f"unknown feature type {options['type']!r}: expected 'fbank' or 'mfcc'")
+
+
+def input_dim(options: Dict[str, Any]) -> int:
+    """Dimension of the network's input: static features, times three with deltas."""
+    options = feature_options(options)
+    static = options["num_mel_bins"] + int(options["use_energy"]) if options["type"] == "fbank" else options["num_ceps"]
+    return static * (3 if options["deltas"] else 1)
+
+
+def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
+                     options: Dict[str, Any], num_jobs: int = 1) -> CutSet:
+    """Compute and store features for one split; write its cut manifest atomically.
+
+    The storage is written under a temporary name and renamed, then the cut manifest (which points at the
+    final storage) is written: a manifest on disk always refers to complete features.
+    """
+    cuts = CutSet.from_manifests(
+        recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
+    ).to_eager()
+    extractor = make_extractor(options)
+    with atomic_output(storage_dir) as tmp_storage:
+        tmp_storage.mkdir()
+        torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
+        cuts = cuts.compute_and_store_features(
+            extractor=extractor, storage_path=tmp_storage, num_jobs=num_jobs, storage_type=LilcomChunkyWriter,
+        )
+    cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts), key=lambda c: c.id))
+    with atomic_output(cuts_path) as tmp:
+        cuts.to_file(tmp)
+    logging.info(f"{len(cuts)} cuts, {extractor.name} features -> {storage_dir}, manifest -> {cuts_path}")
+    return cuts
+
+
+def _relocate_storage(cut, old: Path, new: Path):
+    path = cut.features.storage_path
+    cut.features.storage_path = str(new / Path(path).relative_to(old)) if Path(path) != old else str(new)
+    return cut
+
+
+def add_deltas(features: torch.Tensor, window: int = DELTA_WINDOW) -> torch.Tensor:
+    """Append deltas and delta-deltas as Kaldi's ``add-deltas`` does (edges replicated).
+
+    features: (T, D) -> (T, 3 * D)
+    """
+    denominator = 2 * sum(n * n for n in range(1, window + 1))
+    weights = torch.arange(-window, window + 1, dtype=features.dtype) / denominator
+
+    def delta(x: torch.Tensor) -> torch.Tensor:
+        padded = torch.cat([x[:1].expand(window, -1), x, x[-1:].expand(window, -1)])
+        return padded.unfold(0, 2 * window + 1, 1) @ weights  # (T, D, 2w+1) @ (2w+1,)
+
+    first = delta(features)
+    return torch.cat([features, first, delta(first)], dim=1)
+
+
+def expand_features(features: torch.Tensor, options: Dict[str, Any]) -> torch.Tensor:
+    """The network's input frames before normalisation: static features, plus deltas if configured."""
+    return add_deltas(features) if feature_options(options)["deltas"] else features
+
+
+def compute_global_stats(cuts: CutSet, options: Dict[str, Any], stats_path: Path) -> Dict[str, torch.Tensor]:
+    """Mean and standard deviation of the network's input over a (training) cut set, saved atomically."""
+    total, total_sq, count = None, None, 0
+    for cut in tqdm(cuts, desc="global mean/variance", unit="cut"):
+        frames = expand_features(torch.from_numpy(cut.load_features()).double(), options)
+        total = frames.sum(0) if total is None else total + frames.sum(0)
+        total_sq = (frames ** 2).sum(0) if total_sq is None else total_sq + (frames ** 2).sum(0)
+        count += frames.shape[0]
+    mean = total / count
+    std = (total_sq / count - mean ** 2).clamp_min(1e-10).sqrt()
+    stats = {"mean": mean.float(), "std": std.float(), "num_frames": torch.tensor(count)}
+    with atomic_output(stats_path) as tmp:
+        torch.save(stats, tmp)
+    logging.info(f"statistics of {count} frames ({mean.numel()} dims) -> {stats_path}")
+    return stats
+
+
+def load_stats(stats_path: Path) -> Dict[str, torch.Tensor]:
+    return torch.load(stats_path, weights_only=True)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    compute = sub.add_parser("compute", help="compute and store features of one split")
+    compute.add_argument("--recordings", type=Path, required=True)
+    compute.add_argument("--supervisions", type=Path, required=True)
+    compute.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
+    compute.add_argument("--storage-dir", type=Path, required=True, help="where the feature matrices go")
+    compute.add_argument("--num-jobs", type=int, default=1)
+    stats = sub.add_parser("stats", help="global mean/variance of the network input over a cut set")
+    stats.add_argument("--cuts", type=Path, required=True)
+    stats.add_argument("--output", type=Path, required=True)
+    for p in (compute, stats):
+        p.add_argument("--options", type=json.loads, default={},
+                       help="the config's features section as JSON, e.g. '{\"type\": \"mfcc\"}'")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [features] %(message)s")
+    if args.command == "compute":
+        compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir, args.options, args.num_jobs)
+    else:
+        compute_global_stats(CutSet.from_file(args.cuts), args.options, args.output)
+
+
+if __name__ == "__main__":
+    main()

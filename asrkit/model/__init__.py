@@ -1,0 +1,1 @@
+"""Acoustic models: one file per part, as in icefall."""

@@ -1,0 +1,7 @@
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Recipe-specific scripts live in recipes/<name>/local (Kaldi style); tests import them from there.
+sys.path.insert(0, str(ROOT / "recipes" / "timit" / "local"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,108 @@
+"""Stage 1: standard TIMIT sets from an LDC-shaped corpus, through lhotse's prepare_timit."""
+
+import numpy as np
+import pytest
+import soundfile
+
+from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets, write_manifests
+from timit_skeleton import NUM_SAMPLES, write_timit_skeleton, write_utterance
+
+
+@pytest.fixture(scope="module")
+def full_skeleton(tmp_path_factory):
+    return write_timit_skeleton(tmp_path_factory.mktemp("timit"))
+
+
+def test_standard_sets_have_published_sizes(full_skeleton, tmp_path):
+    sets = standard_sets(full_skeleton, num_jobs=2)
+    assert {split: set_sizes(sup) for split, (_, sup) in sets.items()} == {
+        "train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
+    check_standard_sizes(sets, full_skeleton)
+    _, test_sup = sets["test"]
+    assert not any("SA" in s.id for s in test_sup)
+    # words in text, phones in the alignment, q dropped, recordings point at the real files
+    first = test_sup[0]
+    assert first.text == "See."
+    assert [a.symbol for a in first.alignment["phone"]] == ["h#", "s", "iy", "h#"]
+    recordings, _ = sets["train"]
+    assert recordings[0].sources[0].source.startswith(str(full_skeleton))
+    write_manifests(sets, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"timit_{k}_{s}.jsonl.gz" for k in ("recordings", "supervisions") for s in ("train", "dev", "test"))
+
+
+def test_incomplete_copy_fails_the_size_check(tmp_path):
+    root = write_timit_skeleton(tmp_path, num_train_speakers=5, num_other_test_speakers=0, num_dev_speakers=2,
+                                num_test_speakers=2)
+    sets = standard_sets(root)
+    with pytest.raises(CorpusError, match="the train set has 40 utterances from 5 speakers"):
+        check_standard_sizes(sets, root)
+
+
+@pytest.mark.parametrize("lower_case,data_folder", [(True, False), (False, True), (True, True)])
+def test_case_and_data_folder_variants(tmp_path, lower_case, data_folder):
+    root = write_timit_skeleton(tmp_path, num_train_speakers=2, num_other_test_speakers=1, num_dev_speakers=1,
+                                num_test_speakers=1, lower_case=lower_case, data_folder=data_folder)
+    sets = standard_sets(root)
+    assert set_sizes(sets["train"][1]) == (16, 2)
+    assert set_sizes(sets["test"][1]) == (8, 1)
+
+
+def small_corpus(tmp_path):
+    return write_timit_skeleton(tmp_path, num_train_speakers=2, num_other_test_speakers=0, num_dev_speakers=1,
+                                num_test_speakers=1)
+
+
+def first_utterance(root):
+    return sorted((root / "TRAIN").glob("*/*/SI943.WAV"))[0]
+
+
+def test_missing_phn_names_the_file(tmp_path):
+    root = small_corpus(tmp_path)
+    wav = first_utterance(root)
+    wav.with_suffix(".PHN").unlink()
+    with pytest.raises(CorpusError, match=rf"{wav.with_suffix('.PHN')}: missing .PHN file"):
+        standard_sets(root)
+
+
+@pytest.mark.parametrize("phn_text,problem", [
+    ("", "empty phone transcription"),
+    ("0 1200 h#\n1200 2000 zz\n", "unknown phone label 'zz'"),
+    ("0 1200 h#\n1000 2000 s\n", "before the previous one ends"),
+    ("0 1200 h#\n1200 99999 s\n", "past the end of the audio"),
+    ("0 1200\n", "expected 'start_sample end_sample phone'"),
+])
+def test_bad_phone_files(tmp_path, phn_text, problem):
+    root = small_corpus(tmp_path)
+    phn = first_utterance(root).with_suffix(".PHN")
+    phn.write_text(phn_text)
+    with pytest.raises(CorpusError, match=str(phn).replace(".", r"\.") + ".*" + problem.replace("(", r"\(")):
+        standard_sets(root)
+
+
+def test_bad_audio(tmp_path):
+    root = small_corpus(tmp_path)
+    wav = first_utterance(root)
+    soundfile.write(str(wav), np.zeros(NUM_SAMPLES, dtype=np.int16), 8000, format="NIST", subtype="PCM_16")
+    other = sorted((root / "TRAIN").glob("*/*/SX43.WAV"))[0]
+    other.write_bytes(b"NIST_1A\n garbage")
+    with pytest.raises(CorpusError) as error:
+        standard_sets(root)
+    assert f"{wav}: sample rate 8000 Hz, expected 16000 Hz" in str(error.value)
+    assert f"{other}: unreadable audio" in str(error.value)
+
+
+def test_empty_transcript(tmp_path):
+    root = small_corpus(tmp_path)
+    txt = first_utterance(root).with_suffix(".TXT")
+    txt.write_text(f"0 {NUM_SAMPLES}\n")
+    with pytest.raises(CorpusError, match=f"{txt}: empty transcript"):
+        standard_sets(root)
+
+
+def test_not_a_timit_copy(tmp_path):
+    (tmp_path / "TRAIN").mkdir()
+    with pytest.raises(CorpusError, match="no TEST folder"):
+        standard_sets(tmp_path)
+    with pytest.raises(CorpusError, match="no such directory"):
+        standard_sets(tmp_path / "nowhere")

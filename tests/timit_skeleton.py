@@ -1,0 +1,56 @@
+"""A TIMIT-shaped corpus of tiny utterances: the real layout and speaker lists, cheap audio, for tests.
+
+Unlike the demo corpus (real speech synthesis, minutes), this writes the full LDC speaker structure
+(462 train speakers, 168 test speakers of which 50 dev and 24 core test) in seconds, so that the
+standard-set logic and the bad-input checks run on a corpus of the real shape.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import soundfile
+from lhotse.recipes.timit import get_speakers
+
+UTTERANCES = ["SA1", "SA2", "SI943", "SI1573", "SI2203", "SX43", "SX133", "SX223", "SX313", "SX403"]
+NUM_SAMPLES = 4800
+PHONES = [(0, 1200, "h#"), (1200, 2000, "s"), (2000, 2400, "q"), (2400, 3400, "iy"), (3400, 4800, "h#")]
+
+
+def write_utterance(speaker_dir: Path, utt: str, seed: int, lower_case: bool = False) -> None:
+    name = utt.lower() if lower_case else utt
+    ext = (lambda e: e.lower()) if lower_case else (lambda e: e)
+    audio = (np.random.RandomState(seed).randn(NUM_SAMPLES) * 1000).astype(np.int16)
+    soundfile.write(str(speaker_dir / f"{name}{ext('.WAV')}"), audio, 16000, format="NIST", subtype="PCM_16")
+    (speaker_dir / f"{name}{ext('.PHN')}").write_text("".join(f"{s} {e} {p}\n" for s, e, p in PHONES))
+    (speaker_dir / f"{name}{ext('.WRD')}").write_text("1200 3400 see\n")
+    (speaker_dir / f"{name}{ext('.TXT')}").write_text(f"0 {NUM_SAMPLES} See.\n")
+
+
+def invented_speaker(first_initial: str, i: int) -> str:
+    """A TIMIT-style speaker ID (sex, three initials, digit) that no real TIMIT speaker has."""
+    return f"{'MF'[i % 2]}{first_initial}{chr(65 + i // 26 % 26)}{chr(65 + i % 26)}0"
+
+
+def write_timit_skeleton(root: Path, num_train_speakers: int = 462, num_other_test_speakers: int = 94,
+                         num_dev_speakers: int = 50, num_test_speakers: int = 24, lower_case: bool = False,
+                         data_folder: bool = False, utterances: Optional[list] = None) -> Path:
+    """Write the corpus under ``root`` and return the directory holding TRAIN/ and TEST/."""
+    dev, test = get_speakers()
+    speakers = {
+        "TRAIN": [invented_speaker("Z", i) for i in range(num_train_speakers)],
+        "TEST": [s.upper() for s in dev[:num_dev_speakers] + test[:num_test_speakers]]
+        + [invented_speaker("Y", i) for i in range(num_other_test_speakers)],
+    }
+    base = root / ("data" if data_folder else "")
+    seed = 0
+    for part, names in speakers.items():
+        for i, speaker in enumerate(names):
+            region = f"DR{i % 8 + 1}"
+            case = (lambda s: s.lower()) if lower_case else (lambda s: s)
+            speaker_dir = base / case(part) / case(region) / case(speaker)
+            speaker_dir.mkdir(parents=True)
+            for utt in utterances or UTTERANCES:
+                seed += 1
+                write_utterance(speaker_dir, utt, seed, lower_case)
+    return root
