@@ -9,7 +9,9 @@ from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from asrkit.io import atomic_output
 from asrkit.scoring import DELETION, INSERTION
@@ -37,18 +39,14 @@ def plot_training_curves(history: List[dict], path: PathLike) -> None:
     if loss_axes.lines:
         loss_axes.legend()
     epochs, values = _series(history, "dev_per")
+    per_title = "Dev PER per epoch"
     if epochs:
         per_axes.plot(epochs, values, marker="o", markersize=3, color="tab:green")
         best = int(np.argmin(values))
-        per_axes.annotate(
-            f"best {values[best]:.2f} (epoch {epochs[best]})",
-            (epochs[best], values[best]),
-            textcoords="offset points",
-            xytext=(0, 10),
-            ha="center",
-        )
-    per_axes.set(xlabel="epoch", ylabel="PER (%)", title="Dev PER per epoch")
+        per_title += f" (best {values[best]:.2f} at epoch {epochs[best]})"
+    per_axes.set(xlabel="epoch", ylabel="PER (%)", title=per_title)
     for axes in (loss_axes, per_axes):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     _save(figure, path)
 
@@ -70,7 +68,8 @@ def plot_confusion_matrix(matrix: np.ndarray, labels: Sequence[str], path: PathL
     figure = Figure(figsize=(side + 1.0, side), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots()
-    image = axes.imshow(normalised, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    # A square-root colour scale keeps the few-percent confusions visible beside a dominant diagonal.
+    image = axes.imshow(normalised, cmap="Blues", norm=PowerNorm(0.5, vmin=0.0, vmax=1.0), interpolation="nearest")
     figure.colorbar(image, ax=axes, shrink=0.8, label="fraction of row")
     ticks = np.arange(size)
     axes.set_xticks(ticks, list(labels) + [DELETION], rotation=90, fontsize=7)
@@ -90,5 +89,5 @@ def _series(history: List[dict], key: str) -> Tuple[List[int], List[float]]:
 
 def _save(figure: Figure, path: PathLike) -> None:
     with atomic_output(path) as tmp:
-        # The temporary name ends in ".partial", so the format cannot be inferred from it.
+        # Explicit format: matplotlib would otherwise infer it from the temporary file's name.
         figure.savefig(tmp, format="png", dpi=DPI)

@@ -121,7 +121,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     seed, num_phones = options["seed"], options["data"]["phone_set"]
     digest = options_digest(options)
     tokens = TokenTable.load(tokens_path)
-    dataset = PhoneRecognitionDataset(tokens, num_phones, options["features"], load_stats(stats_path))
+    stats = load_stats(stats_path)
+    dataset = PhoneRecognitionDataset(tokens, num_phones, options["features"], stats)
     train_set, dev_set = CutSet.from_file(train_cuts).to_eager(), CutSet.from_file(dev_cuts).to_eager()
 
     torch.manual_seed(seed)
@@ -174,8 +175,11 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
             writer.add_scalar(key, record[key], epoch)
         logging.info(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {record['dev_loss']:.3f}, "
                      f"dev PER {record['dev_per']:.2f}% ({record['seconds']:.0f} s)")
+        # Everything needed to use the model without the recipe: decoding and transcription read only this.
         model_state = {"model": model.state_dict(), "model_options": options["model"], "input_dim": dim,
-                       "vocab_size": len(tokens), "options_digest": digest, "epoch": epoch}
+                       "vocab_size": len(tokens), "tokens": tokens.symbols, "num_phones": num_phones,
+                       "feature_options": options["features"], "stats": stats,
+                       "options_digest": digest, "epoch": epoch}
         if record["dev_per"] <= min(h["dev_per"] for h in history):
             save_checkpoint(exp_dir / "best.pt", model_state)
         save_checkpoint(checkpoint_dir / f"epoch-{epoch}.pt", {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# TIMIT phone recognition, Graves, Mohamed & Hinton 2013 (deep BiLSTM + CTC).
+#
+# You need an LDC TIMIT copy (LDC93S1): set corpus_dir in config.yaml to the folder holding TRAIN/ and
+# TEST/ (or the one holding data/); upper- or lower-case names both work, nothing is copied. Without
+# one, `run.sh --config demo.yaml --dir demo` builds a synthetic TIMIT-layout corpus and runs the same stages.
+#
+# Stages (Snakemake decides what is stale; up-to-date stages are skipped):
+#   0  demo corpus (only when corpus_dir is null)
+#   1  manifests: standard sets (train 3696 utts/462 spk, dev 400/50, core test 192/24) with lhotse
+#   2  features: 40 mel fbank + energy (kaldifeat), stored with lhotse; mean/variance from train
+#   3  lang: token table (blank + phones), 60->48 and 60->39 folding tables
+#   4  train CTC: deep bidirectional LSTM, checkpoint every epoch, resumes after a crash
+#   5  decode: greedy and CTC prefix beam search
+#   6  score: PER on 39 phones, sclite-style reports, plots, RESULTS.md
+#
+# All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Removing them is
+# always safe. Usage:
+#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [-- snakemake args]
+set -euo pipefail
+
+stage=0
+stop_stage=6
+extra_configs=()
+dir=.
+cores=$(nproc)
+snakemake_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --config) extra_configs+=("$2"); shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
+    --cores) cores=$2; shift 2 ;;
+    --) shift; snakemake_args=("$@"); break ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; $d'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see run.sh --help)" >&2; exit 2 ;;
+  esac
+done
+
+recipe_dir=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$recipe_dir/../.." && pwd)
+snakemake=${SNAKEMAKE:-$root/.venv/bin/snakemake}
+cd "$recipe_dir"
+mkdir -p "$dir"
+
+targets=()
+for ((s = stage; s <= stop_stage; s++)); do targets+=("stage_$s"); done
+echo "run.sh: stages $stage..$stop_stage of $(basename "$recipe_dir") in $(cd "$dir" && pwd)" >&2
+
+exec "$snakemake" --snakefile "$root/Snakefile" --directory "$dir" \
+  --configfile config.yaml "${extra_configs[@]}" --cores "$cores" --printshellcmds \
+  "${targets[@]}" "${snakemake_args[@]}"
