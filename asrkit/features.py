@@ -66,8 +66,10 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
     with atomic_output(storage_dir) as tmp_storage:
         tmp_storage.mkdir()
         torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
+        # lhotse writes feats.lca with one job and feats/feats-<i>.lca with several: both inside tmp_storage
         cuts = cuts.compute_and_store_features(
-            extractor=extractor, storage_path=tmp_storage, num_jobs=num_jobs, storage_type=LilcomChunkyWriter,
+            extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
+            storage_type=LilcomChunkyWriter,
         )
     cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts), key=lambda c: c.id))
     with atomic_output(cuts_path) as tmp:
@@ -77,25 +79,24 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
 
 
 def _relocate_storage(cut, old: Path, new: Path):
-    path = cut.features.storage_path
-    cut.features.storage_path = str(new / Path(path).relative_to(old)) if Path(path) != old else str(new)
+    cut.features.storage_path = str(new / Path(cut.features.storage_path).relative_to(old))
     return cut
 
 
 def add_deltas(features: torch.Tensor, window: int = DELTA_WINDOW) -> torch.Tensor:
-    """Append deltas and delta-deltas as Kaldi's ``add-deltas`` does (edges replicated).
+    """Append deltas and delta-deltas exactly as Kaldi's ``add-deltas`` does.
 
+    Kaldi filters the edge-replicated input once with the delta window for the deltas, and once with that
+    window convolved with itself for the delta-deltas; filtering the first-order output (computed on a
+    wider, replicated range) again with the delta window is the same thing.
     features: (T, D) -> (T, 3 * D)
     """
     denominator = 2 * sum(n * n for n in range(1, window + 1))
     weights = torch.arange(-window, window + 1, dtype=features.dtype) / denominator
-
-    def delta(x: torch.Tensor) -> torch.Tensor:
-        padded = torch.cat([x[:1].expand(window, -1), x, x[-1:].expand(window, -1)])
-        return padded.unfold(0, 2 * window + 1, 1) @ weights  # (T, D, 2w+1) @ (2w+1,)
-
-    first = delta(features)
-    return torch.cat([features, first, delta(first)], dim=1)
+    padded = torch.cat([features[:1].expand(2 * window, -1), features, features[-1:].expand(2 * window, -1)])
+    first = padded.unfold(0, 2 * window + 1, 1) @ weights  # (T + 2w, D): deltas, w frames beyond each edge
+    second = first.unfold(0, 2 * window + 1, 1) @ weights  # (T, D)
+    return torch.cat([features, first[window:-window], second], dim=1)
 
 
 def expand_features(features: torch.Tensor, options: Dict[str, Any]) -> torch.Tensor:

@@ -16,6 +16,7 @@ import logging
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -56,8 +57,10 @@ def make_loader(cuts: CutSet, dataset: PhoneRecognitionDataset, max_duration: fl
                 num_workers: int, epoch: int) -> torch.utils.data.DataLoader:
     """Training batches come from duration buckets (little padding); evaluation keeps a fixed order."""
     if shuffle:
-        sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True, seed=seed,
-                                          num_buckets=min(10, max(1, len(cuts) // 20)))
+        with warnings.catch_warnings():  # its advice on lazy manifests is for corpora far larger than TIMIT
+            warnings.filterwarnings("ignore", message="You are using DynamicBucketingSampler with an eagerly")
+            sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True, seed=seed,
+                                              num_buckets=min(10, max(2, len(cuts) // 20)))
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
     sampler.set_epoch(epoch)

@@ -562,11 +562,17 @@ def _word_segments(
     starts = np.concatenate([[0.0], ends[:-1]])
     text_words = sentence_words(text)
     names = text_words if len(text_words) == len(words) else [w.name.lower() for w in words]
+    firsts = [int(np.argmin(np.abs(starts - word.start))) for word in words]
+    lasts = [int(np.argmin(np.abs(ends - word.end))) for word in words]
     result = []
-    for name, word in zip(names, words):
-        first = int(np.argmin(np.abs(starts - word.start)))
-        last = int(np.argmin(np.abs(ends - word.end)))
-        start, end = int(boundaries[first]), int(boundaries[last + 1])
+    for index, name in enumerate(names):
+        # Post-lexical rules insert segments that belong to no word (a linking "r" in "number of"):
+        # they join the word before them unless a pause intervenes.
+        next_first = firsts[index + 1] if index + 1 < len(words) else len(segments)
+        last = lasts[index]
+        while last + 1 < next_first and segments[last + 1].name not in _PAUSES:
+            last += 1
+        start, end = int(boundaries[firsts[index]]), int(boundaries[last + 1])
         if end > start:
             result.append(Segment(name, start, end))
     return result

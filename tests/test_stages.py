@@ -1,0 +1,146 @@
+"""Stages 2-5 as functions, on a TIMIT-shaped skeleton corpus: features, lang, model, training, decoding."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from lhotse import CutSet
+
+from asrkit.checkpoint import load_checkpoint, load_model
+from asrkit.decode import decode
+from asrkit.features import add_deltas, compute_features, compute_global_stats, input_dim, load_stats
+from asrkit.lang import BLANK, TokenTable, prepare_lang
+from asrkit.model.encoder import BiLstmEncoder
+from asrkit.train import train
+from prepare_timit import standard_sets, write_manifests
+from timit_skeleton import write_timit_skeleton
+
+FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Manifests, features of every split, statistics and lang of a small skeleton corpus."""
+    root = tmp_path_factory.mktemp("stages")
+    corpus = write_timit_skeleton(root / "corpus", num_train_speakers=4, num_other_test_speakers=0,
+                                  num_dev_speakers=1, num_test_speakers=1)
+    write_manifests(standard_sets(corpus), root / "manifests")
+    for split in ("train", "dev", "test"):
+        compute_features(root / f"manifests/timit_recordings_{split}.jsonl.gz",
+                         root / f"manifests/timit_supervisions_{split}.jsonl.gz",
+                         root / f"features/cuts_{split}.jsonl.gz", root / f"features/feats_{split}", FEATURES,
+                         num_jobs=2 if split == "train" else 1)
+    compute_global_stats(CutSet.from_file(root / "features/cuts_train.jsonl.gz"), FEATURES, root / "features/stats.pt")
+    prepare_lang(root / "lang", 60)
+    return root
+
+
+def test_features_are_fbank_plus_energy_and_deterministic(prepared, tmp_path):
+    cuts = CutSet.from_file(prepared / "features/cuts_train.jsonl.gz")
+    assert len(cuts) == 32
+    feats = cuts[0].load_features()
+    assert feats.shape == (30, 41)  # 0.3 s at 10 ms; 40 mel bands + energy
+    again = compute_features(prepared / "manifests/timit_recordings_train.jsonl.gz",
+                             prepared / "manifests/timit_supervisions_train.jsonl.gz",
+                             tmp_path / "cuts.jsonl.gz", tmp_path / "feats", FEATURES, num_jobs=1)
+    np.testing.assert_array_equal(again[cuts[0].id].load_features(), feats)
+    # no temporary artifacts are left behind
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_global_stats_normalise_the_training_set(prepared):
+    stats = load_stats(prepared / "features/stats.pt")
+    assert stats["mean"].shape == (123,) == (input_dim(FEATURES),)
+    cuts = CutSet.from_file(prepared / "features/cuts_train.jsonl.gz")
+    frames = torch.cat([add_deltas(torch.from_numpy(c.load_features())) for c in cuts])
+    normalised = (frames - stats["mean"]) / stats["std"]
+    assert normalised.mean(0).abs().max() < 1e-3
+    assert (normalised.std(0) - 1).abs().max() < 1e-2
+
+
+def test_deltas_follow_kaldi():
+    ramp = torch.arange(10.0).unsqueeze(1) * 3  # slope 3: delta 3 inside, delta-delta 0 inside
+    out = add_deltas(ramp)
+    assert out.shape == (10, 3)
+    assert torch.allclose(out[2:-2, 1], torch.tensor(3.0))
+    assert torch.allclose(out[4:-4, 2], torch.tensor(0.0), atol=1e-5)
+    # Kaldi replicates the edge frames: at t=0 the window is [0, 0, 0, 3, 6] -> (1*3 + 2*6 - 0) / 10
+    assert out[0, 1].item() == pytest.approx(1.5)
+    # delta-deltas: Kaldi's order-2 window is the delta window convolved with itself, on replicated edges
+    nine_tap = torch.tensor([4.0, 4, 1, -4, -10, -4, 1, 4, 4]) / 100
+    x = torch.randn(12, 1)
+    padded = torch.cat([x[:1].expand(4, 1), x, x[-1:].expand(4, 1)])
+    expected = torch.stack([(padded[t:t + 9, 0] * nine_tap).sum() for t in range(12)])
+    assert torch.allclose(add_deltas(x)[:, 2], expected, atol=1e-6)
+
+
+def test_lang_token_tables(prepared, tmp_path):
+    tokens = TokenTable.load(prepared / "lang/tokens.txt")
+    assert tokens.symbols[0] == BLANK and len(tokens) == 61
+    assert tokens.decode(tokens.encode(["h#", "s", "iy"])) == ["h#", "s", "iy"]
+    with pytest.raises(ValueError, match="utt1: symbol 'zz' is not in the token table"):
+        tokens.encode(["zz"], context="utt1")
+    prepare_lang(tmp_path, 48)
+    assert len(TokenTable.load(tmp_path / "tokens.txt")) == 49
+    folding = dict(line.split() for line in (tmp_path / "phones.60-39.map").read_text().splitlines())
+    assert folding["ix"] == "ih" and folding["pcl"] == "sil" and len(set(folding.values())) == 39
+
+
+def test_encoder_frame_stacking():
+    encoder = BiLstmEncoder(input_dim=5, hidden_size=4, num_layers=2, stack_frames=3)
+    out, lens = encoder(torch.randn(2, 10, 5), torch.tensor([10, 7]))
+    assert out.shape == (2, 4, 8) and lens.tolist() == [4, 3]
+    assert out[1, 3:].abs().sum() == 0  # padding stays zero
+
+
+def training_options(num_epochs):
+    return {"seed": 1, "data": {"phone_set": 60}, "features": FEATURES,
+            "model": {"num_layers": 1, "hidden_size": 16, "stack_frames": 3},
+            "training": {"num_epochs": num_epochs, "max_duration": 3, "optimizer": "adam", "lr": 0.01,
+                         "num_workers": 0, "keep_last_checkpoints": 2}}
+
+
+def run_training(prepared, exp_dir, num_epochs):
+    train(prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
+          prepared / "features/stats.pt", prepared / "lang/tokens.txt", exp_dir, training_options(num_epochs))
+
+
+def test_training_resumes_to_the_same_model(prepared, tmp_path):
+    run_training(prepared, tmp_path / "straight", 3)
+    run_training(prepared, tmp_path / "resumed", 2)
+    (tmp_path / "resumed/model.pt").unlink()
+    run_training(prepared, tmp_path / "resumed", 3)  # continues from epoch-2.pt
+    straight = load_checkpoint(tmp_path / "straight/checkpoints/epoch-3.pt")
+    resumed = load_checkpoint(tmp_path / "resumed/checkpoints/epoch-3.pt")
+    for name, weights in straight["model"].items():
+        assert torch.equal(weights, resumed["model"][name]), name
+    assert sorted(p.name for p in (tmp_path / "resumed/checkpoints").iterdir()) == ["epoch-2.pt", "epoch-3.pt"]
+    history = json.loads((tmp_path / "straight/history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
+    run_training(prepared, tmp_path, 1)
+    options = training_options(1)
+    options["model"]["hidden_size"] = 8
+    train(prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
+          prepared / "features/stats.pt", prepared / "lang/tokens.txt", tmp_path, options)
+    assert load_model(tmp_path / "model.pt").encoder.lstm.hidden_size == 8
+    assert list(tmp_path.glob("checkpoints.stale-*"))
+
+
+def test_decode_uses_only_the_model_file(prepared, tmp_path):
+    run_training(prepared, tmp_path, 1)
+    cuts = CutSet.from_file(prepared / "features/cuts_test.jsonl.gz")
+    greedy = decode(cuts, tmp_path / "model.pt", "greedy", beam=1)
+    beam1 = decode(cuts, tmp_path / "model.pt", "prefix_beam", beam=1)
+    assert set(greedy) == set(cuts.ids) and greedy == beam1
+
+
+def test_broken_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=f"{bad}: not a readable asrkit checkpoint"):
+        load_model(bad)
