@@ -16,12 +16,12 @@ from typing import Dict, List, Optional
 import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
-from tqdm import tqdm
 
 from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search
 from asrkit.dataset import PhoneRecognitionDataset
 from asrkit.io import atomic_output
+from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
 
 METHODS = ("greedy", "prefix_beam")
@@ -41,7 +41,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, max_duration:
                                          batch_size=None)
     hyps = {}
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"decoding ({method})", unit="batch"):
+        for batch in progress_bar(loader, desc=f"decoding ({method})", unit="batch"):
             log_probs, lens = model(batch["features"], batch["feature_lens"])
             if method == "greedy":
                 ids = ctc_greedy_search(log_probs, lens)

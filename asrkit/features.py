@@ -19,9 +19,9 @@ from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
 from lhotse.features.base import FeatureExtractor
 from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMfcc, KaldifeatMfccConfig
 from lhotse.features.kaldifeat import KaldifeatMelOptions
-from tqdm import tqdm
 
 from asrkit.io import atomic_output
+from asrkit.progress import progress_bar
 
 #: the defaults of the config's ``features`` section (see asrkit/schemas/config.schema.yaml)
 DEFAULT_OPTIONS = {"type": "fbank", "num_mel_bins": 40, "num_ceps": 13, "use_energy": True, "deltas": True}
@@ -107,7 +107,7 @@ def expand_features(features: torch.Tensor, options: Dict[str, Any]) -> torch.Te
 def compute_global_stats(cuts: CutSet, options: Dict[str, Any], stats_path: Path) -> Dict[str, torch.Tensor]:
     """Mean and standard deviation of the network's input over a (training) cut set, saved atomically."""
     total, total_sq, count = None, None, 0
-    for cut in tqdm(cuts, desc="global mean/variance", unit="cut"):
+    for cut in progress_bar(cuts, desc="global mean/variance", unit="cut"):
         frames = expand_features(torch.from_numpy(cut.load_features()).double(), options)
         total = frames.sum(0) if total is None else total + frames.sum(0)
         total_sq = (frames ** 2).sum(0) if total_sq is None else total_sq + (frames ** 2).sum(0)

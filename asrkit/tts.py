@@ -46,8 +46,10 @@ class Voice:
     sex: str  #: "M" or "F"
     package: str
     follows_f0_target: bool
-    #: Seconds by which the engine's phone boundaries come later than the audio (measured on fricatives).
-    boundary_lag: float = 0.0
+    #: Seconds by which the voice's audio comes later than the phone boundaries it reports; added to them.
+    #: Measured on speech onsets after the leading pause and on vowel-fricative transitions: festival's
+    #: voices run 7-15 ms behind their segment times, flite's 0-5 ms.
+    audio_delay: float = 0.0
 
 
 VOICES: Dict[str, Voice] = {
@@ -57,10 +59,15 @@ VOICES: Dict[str, Voice] = {
         Voice("awb", FLITE, "M", "libflite1", follows_f0_target=True),
         Voice("rms", FLITE, "M", "libflite1", follows_f0_target=False),
         Voice("slt", FLITE, "F", "libflite1", follows_f0_target=True),
-        Voice("kal_diphone", FESTIVAL_DIPHONE, "M", "festvox-kallpc16k", follows_f0_target=True, boundary_lag=0.015),
-        Voice("ked_diphone", FESTIVAL_DIPHONE, "M", "festvox-kdlpc16k", follows_f0_target=True, boundary_lag=0.015),
+        Voice("kal_diphone", FESTIVAL_DIPHONE, "M", "festvox-kallpc16k", follows_f0_target=True, audio_delay=0.010),
+        Voice("ked_diphone", FESTIVAL_DIPHONE, "M", "festvox-kdlpc16k", follows_f0_target=True, audio_delay=0.010),
         Voice(
-            "cmu_us_slt_arctic_hts", FESTIVAL_HTS, "F", "festvox-us-slt-hts", follows_f0_target=False, boundary_lag=0.0275
+            "cmu_us_slt_arctic_hts",
+            FESTIVAL_HTS,
+            "F",
+            "festvox-us-slt-hts",
+            follows_f0_target=False,
+            audio_delay=0.010,
         ),
     )
 }
@@ -278,7 +285,8 @@ def _flite_synthesize(request: SynthesisRequest) -> _EngineOutput:
     lib = _flite_library()
     voice = _flite_voice(request.style.voice)
     base_stretch = voice.defaults[_FLITE_STRETCH]
-    _flite_set(voice, _FLITE_STRETCH, (1.0 if math.isnan(base_stretch) else base_stretch) * request.style.duration_scale)
+    base_stretch = 1.0 if math.isnan(base_stretch) else base_stretch
+    _flite_set(voice, _FLITE_STRETCH, base_stretch * request.style.duration_scale)
     _flite_set(voice, _FLITE_F0_MEAN, request.style.f0_mean)
     # flite's clustergen voices draw excitation noise from libc rand(): seeding it makes them repeatable.
     ctypes.CDLL(None).srand(request.seed & 0xFFFFFFFF)
@@ -287,7 +295,11 @@ def _flite_synthesize(request: SynthesisRequest) -> _EngineOutput:
         wave = lib.utt_wave(utterance).contents
         audio = np.ctypeslib.as_array(wave.samples, shape=(wave.num_samples,)).astype(np.int16)
         segments = [
-            _EngineSegment(_flite_feature(item, "name"), lib.ffeature_float(item, b"end"), _flite_feature(item, _STRESS_PATH) != "0")
+            _EngineSegment(
+                _flite_feature(item, "name"),
+                lib.ffeature_float(item, b"end"),
+                _flite_feature(item, _STRESS_PATH) != "0",
+            )
             for item in _flite_items(utterance, b"Segment")
         ]
         words = [
@@ -336,7 +348,8 @@ _FESTIVAL_PRELUDE = """
      (lambda (s) (format t "asrkit-seg %s %s %s\\n" (item.name s) (item.feat s 'end) (item.feat s "{stress}")))
      (utt.relation.items utt 'Segment))
     (mapcar
-     (lambda (w) (format t "asrkit-word %s %s %s\\n" (item.feat w "{word_start}") (item.feat w "{word_end}") (item.name w)))
+     (lambda (w)
+       (format t "asrkit-word %s %s %s\\n" (item.feat w "{word_start}") (item.feat w "{word_end}") (item.name w)))
      (utt.relation.items utt 'Word))
     (format t "asrkit-end\\n")))
 """
@@ -371,7 +384,8 @@ def _festival_script(voice: Voice, requests: Sequence[SynthesisRequest], wav_dir
         # Every request sets all parameters, so no setting leaks from one request into the next.
         if voice.engine == FESTIVAL_HTS:
             # The HTS engine ignores Duration_Stretch; its "-r" option is a speed factor.
-            lines.append(f'(set! hts_engine_params (append asrkit-hts-params (list (list "-r" {1.0 / style.duration_scale!r}))))')
+            speed = 1.0 / style.duration_scale
+            lines.append(f'(set! hts_engine_params (append asrkit-hts-params (list (list "-r" {speed!r}))))')
         else:
             lines.append(f"(Parameter.set 'Duration_Stretch (* asrkit-stretch {style.duration_scale!r}))")
             f0 = "asrkit-lr-params" if style.f0_mean is None else f"(asrkit-f0-params {style.f0_mean!r})"
@@ -431,7 +445,8 @@ def _sox(audio: np.ndarray, sample_rate: int, pitch_shift_cents: float) -> np.nd
     if sample_rate != SAMPLE_RATE:
         effects += ["rate", "-h", str(SAMPLE_RATE)]
     # -R: repeatable (fixed seeds), -D: no dither, -G: guard against clipping.
-    command = ["sox", "-R", "-D", "-G", "-V1", *raw, "-r", str(sample_rate), "-", *raw, "-r", str(SAMPLE_RATE), "-", *effects]
+    command = ["sox", "-R", "-D", "-G", "-V1"]
+    command += [*raw, "-r", str(sample_rate), "-", *raw, "-r", str(SAMPLE_RATE), "-", *effects]
     result = subprocess.run(command, input=audio.astype("<i2").tobytes(), capture_output=True, check=True)
     return np.frombuffer(result.stdout, dtype="<i2").astype(np.int16)
 
@@ -503,19 +518,24 @@ _CLOSURES = {
 }
 
 
+def _arpabet(segment: _EngineSegment) -> str:
+    """The segment's phone without a stress digit (lexicons write "ah0"; the engines' segments mostly do not)."""
+    return segment.name.rstrip("012")
+
+
 def _is_flap(segments: Sequence[_EngineSegment], index: int) -> bool:
     """t or d between a stressed and an unstressed vowel ("water", "ladder") is a flap in American English."""
-    if segments[index].name not in ("t", "d") or index == 0 or index + 1 == len(segments):
+    if _arpabet(segments[index]) not in ("t", "d") or index == 0 or index + 1 == len(segments):
         return False
     before, after = segments[index - 1], segments[index + 1]
-    return before.name in _VOWELS and before.stressed and after.name in _VOWELS and not after.stressed
+    return _arpabet(before) in _VOWELS and before.stressed and _arpabet(after) in _VOWELS and not after.stressed
 
 
 def _timit_labels(segments: Sequence[_EngineSegment], voice: str) -> List[List[Tuple[str, float]]]:
     """For each engine segment, its TIMIT labels, each with the fraction of the segment where it ends."""
     labels = []
     for index, segment in enumerate(segments):
-        name = segment.name
+        name = _arpabet(segment)
         if name in _PAUSES:
             parts = [("h#" if index in (0, len(segments) - 1) else "pau", 1.0)]
         elif _is_flap(segments, index):
@@ -550,29 +570,43 @@ def _phone_segments(labels: Sequence[Sequence[Tuple[str, float]]], boundaries: n
     return phones
 
 
+def _group_clitics(words: Sequence[_EngineWord]) -> List[range]:
+    """Engine words grouped into written words: a clitic the engine split off ("it" + "'s") joins its host."""
+    groups: List[range] = []
+    for index, word in enumerate(words):
+        if groups and word.name.startswith("'"):
+            groups[-1] = range(groups[-1].start, index + 1)
+        else:
+            groups.append(range(index, index + 1))
+    return groups
+
+
 def _word_segments(
     words: Sequence[_EngineWord], segments: Sequence[_EngineSegment], boundaries: np.ndarray, text: str
 ) -> List[Segment]:
-    """Word segments on the phone boundaries, labelled with the text's own words when the engine agrees.
+    """Word segments on the phone boundaries, spelled as in ``text`` when the engine read as many words.
 
-    Engines drop apostrophes ("dont"), so the transcript's spelling is used whenever the engine found the same
-    number of words as the text has.
+    Engines drop apostrophes ("dont"), split clitics ("it" + "'s") and rename homographs ("read" -> "red"),
+    so the transcript's words are used whenever their number matches; otherwise the engine's own.
     """
     ends = np.array([s.end for s in segments])
     starts = np.concatenate([[0.0], ends[:-1]])
-    text_words = sentence_words(text)
-    names = text_words if len(text_words) == len(words) else [w.name.lower() for w in words]
     firsts = [int(np.argmin(np.abs(starts - word.start))) for word in words]
     lasts = [int(np.argmin(np.abs(ends - word.end))) for word in words]
-    result = []
-    for index, name in enumerate(names):
+    for index in range(len(words)):
         # Post-lexical rules insert segments that belong to no word (a linking "r" in "number of"):
         # they join the word before them unless a pause intervenes.
         next_first = firsts[index + 1] if index + 1 < len(words) else len(segments)
-        last = lasts[index]
-        while last + 1 < next_first and segments[last + 1].name not in _PAUSES:
-            last += 1
-        start, end = int(boundaries[firsts[index]]), int(boundaries[last + 1])
+        while lasts[index] + 1 < next_first and segments[lasts[index] + 1].name not in _PAUSES:
+            lasts[index] += 1
+
+    groups = _group_clitics(words)
+    names = sentence_words(text)
+    if len(names) != len(groups):
+        names = ["".join(words[i].name for i in group).lower() for group in groups]
+    result = []
+    for name, group in zip(names, groups):
+        start, end = int(boundaries[firsts[group[0]]]), int(boundaries[lasts[group[-1]] + 1])
         if end > start:
             result.append(Segment(name, start, end))
     return result
@@ -588,7 +622,7 @@ def _finish(request: SynthesisRequest, output: _EngineOutput) -> Synthesis:
     # The engine's timeline may run past the audio it returned: pad with silence so that both agree.
     total = max(len(audio), int(round(ends[-1] * SAMPLE_RATE)))
     audio = np.concatenate([audio, np.zeros(total - len(audio), dtype=np.int16)])
-    inner = np.round((ends[:-1] - voice.boundary_lag) * SAMPLE_RATE).astype(np.int64)
+    inner = np.round((ends[:-1] + voice.audio_delay) * SAMPLE_RATE).astype(np.int64)
     boundaries = np.maximum.accumulate(np.clip(np.concatenate([[0], inner, [total]]), 0, total))
     labels = _timit_labels(output.segments, voice.name)
     return Synthesis(

@@ -183,12 +183,9 @@ def plan_utterances(speakers: Sequence[Speaker], seed: int) -> List[Utterance]:
     num_sentences = sum(pool_sizes.values()) + NUM_SI_PER_SPEAKER * len(speakers)
     sentences = text.select_sentences(num_sentences, seed, exclude=SA_SENTENCES)
 
-    sx_offset = {}
-    offset = 0
-    for split in splits:
-        sx_offset[split] = offset
-        offset += pool_sizes[split]
-    si_sentences = iter(enumerate(sentences[offset:]))
+    # sentences = [TRAIN's SX pool, TEST's SX pool, all SI sentences]
+    sx_offset = dict(zip(splits, itertools.accumulate((pool_sizes[s] for s in splits), initial=0)))
+    si_sentences = iter(enumerate(sentences[sum(pool_sizes.values()) :]))
 
     utterances = []
     for split in splits:
@@ -201,7 +198,8 @@ def plan_utterances(speakers: Sequence[Speaker], seed: int) -> List[Utterance]:
                 index, sentence = next(si_sentences)
                 prompts.append((f"SI{FIRST_SI_NUMBER + index}", sentence))
             utterances += [
-                Utterance(speaker, name, prompt, _stable_int(seed, speaker.speaker_id, name)) for name, prompt in prompts
+                Utterance(speaker, name, prompt, _stable_int(seed, speaker.speaker_id, name))
+                for name, prompt in prompts
             ]
     return utterances
 
@@ -276,8 +274,8 @@ def make_demo_timit(
     utterances = plan_utterances(speakers, seed)
     batches = synthesis_batches(utterances)
     logger.info(
-        "synthesising %d utterances of %d train, %d dev and %d test speakers with %d job(s)",
-        len(utterances), num_train_speakers, num_dev_speakers, num_test_speakers, num_jobs,
+        "synthesising %d utterances of %d train, %d dev and %d test speakers for %s with %d job(s)",
+        len(utterances), num_train_speakers, num_dev_speakers, num_test_speakers, out_dir, num_jobs,
     )  # fmt: skip
 
     total = BatchReport(0, 0.0, Counter())

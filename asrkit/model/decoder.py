@@ -1,0 +1,69 @@
+"""The prediction network of the transducer (Graves 2012): an LSTM language model over the previous tokens."""
+
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+LstmState = Tuple[torch.Tensor, torch.Tensor]  # (h, c), each (num_layers, N, hidden_size)
+
+
+class Decoder(nn.Module):
+    """Embedding + LSTM over the tokens emitted so far, started by blank.
+
+    Blank, which the transducer never feeds back as a label, serves as the start symbol. Its embedding is
+    the zero vector (``padding_idx``), as the start input is in Graves 2012. ``lm_output`` is a head used only
+    when the network is pretrained as a phone language model (Graves et al. 2013, PRETRANS), see
+    :meth:`lm_loss`; the transducer itself reads the LSTM output through its joiner.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int = 1,
+                 blank_id: int = 0):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.blank_id = blank_id
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=blank_id)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True)
+        self.lm_output = nn.Linear(hidden_size, vocab_size)
+        self.output_dim = hidden_size
+
+    def forward(self, y: torch.Tensor, state: Optional[LstmState] = None) -> Tuple[torch.Tensor, LstmState]:
+        """y: (N, U) token ids, a sequence starting with blank or the continuation of ``state``.
+
+        Returns the LSTM output (N, U, hidden_size), where position u has read y[:, :u + 1], and the state
+        after the last position (h, c), each (num_layers, N, hidden_size).
+        """
+        out, state = self.lstm(self.embedding(y), state)
+        return out, state
+
+    def start_with_blank(self, y_padded: torch.Tensor, y_lens: torch.Tensor) -> torch.Tensor:
+        """(N, U) padded labels and (N,) lengths -> (N, U + 1) decoder input: blank, then the labels.
+
+        Padding (whatever its value) becomes blank, so any padding value is a valid embedding index.
+        """
+        labels = y_padded.masked_fill(~_label_mask(y_padded, y_lens), self.blank_id)
+        start = torch.full_like(labels[:, :1], self.blank_id)
+        return torch.cat([start, labels], dim=1)
+
+    def lm_loss(self, y_padded: torch.Tensor, y_lens: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        """Phone language-model loss for pretraining: read blank + y, predict y and then blank as its end.
+
+        y_padded: (N, U) labels (ids 1..V-1), y_lens: (N,).
+        Returns the summed negative log-likelihood (scalar tensor) of the ``sum(y_lens + 1)`` predicted
+        tokens, and that count; the perplexity is ``exp(nll / count)``.
+        """
+        inputs = self.start_with_blank(y_padded, y_lens)  # (N, U + 1)
+        out, _ = self(inputs)
+        logits = self.lm_output(out)  # (N, U + 1, V)
+        # Next token of position u is inputs[u + 1], and blank (end of sequence) at position y_len.
+        targets = torch.cat([inputs[:, 1:], torch.full_like(inputs[:, :1], self.blank_id)], dim=1)
+        positions = torch.arange(inputs.size(1), device=y_lens.device)
+        valid = positions.unsqueeze(0) <= y_lens.unsqueeze(1)  # (N, U + 1)
+        nll = nn.functional.cross_entropy(logits[valid], targets[valid], reduction="sum")
+        return nll, int(valid.sum())
+
+
+def _label_mask(y_padded: torch.Tensor, y_lens: torch.Tensor) -> torch.Tensor:
+    """(N, U) True where a position holds a label, False on padding."""
+    positions = torch.arange(y_padded.size(1), device=y_padded.device)
+    return positions.unsqueeze(0) < y_lens.to(y_padded.device).unsqueeze(1)

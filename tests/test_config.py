@@ -1,0 +1,41 @@
+"""The recipe config is validated against the schema before any stage runs; errors name the key."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "timit" / "run.sh"
+
+
+def dry_run(tmp_path, extra_yaml):
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(extra_yaml)
+    return subprocess.run([str(RUN_SH), "--config", str(extra), "--dir", str(tmp_path / "work"), "--", "--dry-run"],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("extra_yaml,message", [
+    ("trainig: {num_epochs: 3}\n", "'trainig' was unexpected"),
+    ("model: {num_layers: 0, hidden_size: 8}\n", "0 is less than the minimum of 1"),
+    ("features: {type: plp}\n", "'plp' is not one of ['fbank', 'mfcc']"),
+    ("decoding: {methods: [greedy], beam: 4, splits: [eval]}\n", "'eval' is not one of ['dev', 'test']"),
+])
+def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):
+    result = dry_run(tmp_path, extra_yaml)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tmp_path / "work" / "data").exists()
+
+
+def test_valid_config_plans_every_stage(tmp_path):
+    result = dry_run(tmp_path, "corpus_dir: null\n")
+    assert result.returncode == 0, result.stderr
+    for rule in ("demo_corpus", "manifests", "features", "feature_stats", "lang", "train_ctc", "decode_ctc",
+                 "score_ctc", "results"):
+        assert rule in result.stdout
+
+
+def test_run_sh_rejects_unknown_options():
+    result = subprocess.run([str(RUN_SH), "--stgae", "1"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown option --stgae" in result.stderr
