@@ -1,9 +1,10 @@
 """Stage 4: train a deep bidirectional LSTM with CTC (Graves et al. 2013), resumably.
 
-Every epoch writes a checkpoint (model, optimiser, RNG state, history) atomically to
-``<exp-dir>/checkpoints/epoch-N.pt`` and keeps the last K; the model with the best dev PER is kept as
-``best.pt``. A rerun resumes from the latest checkpoint written with the same options (checkpoints from
-other options are set aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json``
+Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
+optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
+``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
+best dev PER is kept as ``best.pt``. A rerun resumes exactly from the latest checkpoint written with the same
+options (checkpoints from other options are set aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json``
 are written: these two are the stage's outputs.
 
 Run as ``python -m asrkit.train --help``; the recipe's Snakemake rule does.
@@ -11,6 +12,7 @@ Run as ``python -m asrkit.train --help``; the recipe's Snakemake rule does.
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -18,7 +20,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from lhotse import CutSet
@@ -38,7 +40,7 @@ from asrkit.scoring import score_utterances
 #: the defaults of the config's ``training`` section (see asrkit/schemas/config.schema.yaml)
 DEFAULT_TRAINING_OPTIONS = {
     "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "grad_clip": 5.0, "weight_noise_std": 0.0,
-    "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "num_workers": 1,
+    "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "checkpoint_every_batches": 100, "num_workers": 1,
 }
 
 
@@ -54,8 +56,11 @@ def make_optimizer(model: torch.nn.Module, training: Dict[str, Any]) -> torch.op
 
 
 def make_loader(cuts: CutSet, dataset: PhoneRecognitionDataset, max_duration: float, shuffle: bool, seed: int,
-                num_workers: int, epoch: int) -> torch.utils.data.DataLoader:
-    """Training batches come from duration buckets (little padding); evaluation keeps a fixed order."""
+                num_workers: int, epoch: int, skip_batches: int = 0) -> torch.utils.data.DataLoader:
+    """Training batches come from duration buckets (little padding); evaluation keeps a fixed order.
+
+    The batches of an epoch depend only on (seed, epoch), so that a resumed epoch sees the same batches.
+    """
     if shuffle:
         with warnings.catch_warnings():  # its advice on lazy manifests is for corpora far larger than TIMIT
             warnings.filterwarnings("ignore", message="You are using DynamicBucketingSampler with an eagerly")
@@ -64,8 +69,9 @@ def make_loader(cuts: CutSet, dataset: PhoneRecognitionDataset, max_duration: fl
     else:
         sampler = SimpleCutSampler(cuts, max_duration=max_duration, shuffle=False)
     sampler.set_epoch(epoch)
-    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
-                                       persistent_workers=False)
+    # The loader's own generator, not the global RNG, seeds its workers: resuming must not shift dropout noise.
+    return torch.utils.data.DataLoader(dataset, sampler=SkipBatches(sampler, skip_batches), batch_size=None,
+                                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
 def evaluate(model, loader, tokens: TokenTable, num_phones: int) -> Dict[str, float]:
@@ -104,9 +110,36 @@ def remove_weight_noise(model: torch.nn.Module, noise: List[torch.Tensor]) -> No
             p.sub_(n)
 
 
+class SkipBatches:
+    """A sampler that leaves out its first ``count`` batches: resuming an epoch after ``count`` batches.
+
+    We do not resume from the lhotse sampler's own ``state_dict``: the DataLoader draws batches ahead of the
+    training loop, so that state runs ahead of what was trained on. Seeded with the same seed and epoch, the
+    sampler yields the same batches again, and skipping the consumed ones (cuts only, no feature loading)
+    continues exactly where training stopped.
+    """
+
+    def __init__(self, sampler, count: int):
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.count, None)
+
+
+def checkpoint_order(path: Path) -> Tuple[int, int]:
+    """Sort key of ``epoch-E.pt`` (end of epoch E) and ``epoch-E-batch-B.pt`` (inside epoch E)."""
+    parts = path.stem.split("-")
+    return int(parts[1]), int(parts[3]) if len(parts) == 4 else math.inf
+
+
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest epoch checkpoint made with these options; stale ones are moved aside, not deleted."""
-    checkpoints = sorted(checkpoint_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    """The newest checkpoint made with these options; checkpoints of other options are moved aside.
+
+    Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
+    """
+    for leftover in checkpoint_dir.glob(".*.partial*"):
+        leftover.unlink()
+    checkpoints = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
     if not checkpoints:
         return None
     if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
@@ -117,9 +150,19 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
     return checkpoints[-1]
 
 
+def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
+    """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""
+    epochs = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
+    ends = [p for p in epochs if len(p.stem.split("-")) == 2]
+    inside = [p for p in epochs if len(p.stem.split("-")) == 4]
+    newest = epochs[-1]
+    for old in ends[:-keep] + [p for p in inside if p != newest]:
+        old.unlink()
+
+
 def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
           options: Dict[str, Any]) -> None:
-    """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped."""
+    """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped (mid-epoch too)."""
     training = {**DEFAULT_TRAINING_OPTIONS, **options["training"]}
     seed, num_phones = options["seed"], options["data"]["phone_set"]
     digest = options_digest(options)
@@ -133,32 +176,47 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     model = build_model(options["model"], dim, len(tokens))
     optimizer = make_optimizer(model, training)
     checkpoint_dir = exp_dir / "checkpoints"
+    # Everything needed to use the model without the recipe: decoding and transcription read only this.
+    model_info = {"model_options": options["model"], "input_dim": dim, "vocab_size": len(tokens),
+                  "tokens": tokens.symbols, "num_phones": num_phones, "feature_options": options["features"],
+                  "stats": stats, "options_digest": digest}
     history: List[Dict[str, float]] = []
-    start_epoch = 1
+    epoch, batches_done, totals = 1, 0, [0.0, 0, 0.0]  # loss, utterances, seconds of this epoch so far
     resume_from = latest_checkpoint(checkpoint_dir, digest)
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_state"])
-        history, start_epoch = state["history"], state["epoch"] + 1
-        logging.info(f"resuming from {resume_from} (epoch {state['epoch']} done)")
+        history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
+        if batches_done is None:  # that epoch was complete
+            epoch, batches_done, totals = epoch + 1, 0, [0.0, 0, 0.0]
+        logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
     num_params = sum(p.numel() for p in model.parameters())
     logging.info(f"model: {options['model']}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
                  f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts")
 
+    def save(name: str, epoch_batches: Optional[int]) -> None:
+        save_checkpoint(checkpoint_dir / name, {
+            "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
+            "totals": totals, "optimizer": optimizer.state_dict(), "rng_state": torch.get_rng_state(),
+            "history": history})
+        prune_checkpoints(checkpoint_dir, training["keep_last_checkpoints"])
+
     writer = SummaryWriter(str(exp_dir / "tensorboard"))
     dev_loader = make_loader(dev_set, dataset, training["max_duration"], False, seed, training["num_workers"], 0)
-    for epoch in range(start_epoch, training["num_epochs"] + 1):
+    for epoch in range(epoch, training["num_epochs"] + 1):
         noisy = training["weight_noise_std"] > 0 and epoch >= training["weight_noise_start_epoch"]
-        if noisy and epoch == training["weight_noise_start_epoch"] and (exp_dir / "best.pt").exists():
+        if noisy and epoch == training["weight_noise_start_epoch"] and batches_done == 0 \
+                and (exp_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(exp_dir / "best.pt")["model"])
             logging.info(f"epoch {epoch}: restarting from the best dev model with weight noise "
                          f"{training['weight_noise_std']}")
-        started = time.time()
-        loader = make_loader(train_set, dataset, training["max_duration"], True, seed, training["num_workers"], epoch)
-        total_loss, total_utts = 0.0, 0
-        progress = progress_bar(loader, desc=f"epoch {epoch}/{training['num_epochs']}", unit="batch", leave=False)
+        started = time.time() - totals[2]
+        loader = make_loader(train_set, dataset, training["max_duration"], True, seed, training["num_workers"],
+                             epoch, skip_batches=batches_done)
+        progress = progress_bar(loader, desc=f"epoch {epoch}/{training['num_epochs']}", unit="batch", leave=False,
+                                initial=batches_done)
         for batch in progress:
             noise = add_weight_noise(model, training["weight_noise_std"]) if noisy else None
             loss = model.loss(batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"])
@@ -169,27 +227,22 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 remove_weight_noise(model, noise)
             torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
             optimizer.step()
-            total_loss, total_utts = total_loss + loss.item(), total_utts + num_utts
-            progress.set_postfix(loss=f"{total_loss / total_utts:.2f}")
-        record = {"epoch": epoch, "train_loss": total_loss / total_utts, **evaluate(model, dev_loader, tokens, num_phones),
-                  "seconds": time.time() - started}
+            batches_done += 1
+            totals = [totals[0] + loss.item(), totals[1] + num_utts, time.time() - started]
+            progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
+            if batches_done % training["checkpoint_every_batches"] == 0:
+                save(f"epoch-{epoch}-batch-{batches_done}.pt", batches_done)
+        record = {"epoch": epoch, "train_loss": totals[0] / totals[1],
+                  **evaluate(model, dev_loader, tokens, num_phones), "seconds": time.time() - started}
         history.append(record)
         for key in ("train_loss", "dev_loss", "dev_per"):
             writer.add_scalar(key, record[key], epoch)
         logging.info(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {record['dev_loss']:.3f}, "
                      f"dev PER {record['dev_per']:.2f}% ({record['seconds']:.0f} s)")
-        # Everything needed to use the model without the recipe: decoding and transcription read only this.
-        model_state = {"model": model.state_dict(), "model_options": options["model"], "input_dim": dim,
-                       "vocab_size": len(tokens), "tokens": tokens.symbols, "num_phones": num_phones,
-                       "feature_options": options["features"], "stats": stats,
-                       "options_digest": digest, "epoch": epoch}
         if record["dev_per"] <= min(h["dev_per"] for h in history):
-            save_checkpoint(exp_dir / "best.pt", model_state)
-        save_checkpoint(checkpoint_dir / f"epoch-{epoch}.pt", {
-            **model_state, "optimizer": optimizer.state_dict(), "rng_state": torch.get_rng_state(), "history": history})
-        for old in sorted(checkpoint_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1])
-                          )[:-training["keep_last_checkpoints"]]:
-            old.unlink()
+            save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
+        save(f"epoch-{epoch}.pt", None)
+        batches_done, totals = 0, [0.0, 0, 0.0]
     writer.close()
 
     best = min(history, key=lambda h: h["dev_per"])
@@ -211,8 +264,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints and the model go")
     parser.add_argument("--options", type=json.loads, required=True,
                         help="JSON with the config's seed, data, features, model and training sections")
+    parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads; more than the cores given to this job slows it down many times "
+                             "(default: all cores)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [train] %(message)s")
+    torch.set_num_threads(args.num_threads)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, args.options)
 

@@ -17,7 +17,8 @@ rule train_ctc:
         "logs/4_train_ctc.log",
     shell:
         "{PY} -m asrkit.train --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
-        " --tokens {input.tokens} --exp-dir exp/ctc --options {params.options:q} 2>&1 | tee {log}"
+        " --tokens {input.tokens} --exp-dir exp/ctc --options {params.options:q} --num-threads {threads}"
+        " 2>&1 | tee {log}"
 
 
 rule stage_4:

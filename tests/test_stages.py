@@ -1,6 +1,10 @@
 """Stages 2-5 as functions, on a TIMIT-shaped skeleton corpus: features, lang, model, training, decoding."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -119,6 +123,34 @@ def test_training_resumes_to_the_same_model(prepared, tmp_path):
     history = json.loads((tmp_path / "straight/history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_training_killed_mid_epoch_resumes_exactly(prepared, tmp_path):
+    """SIGKILL a real training process once a mid-epoch checkpoint exists; the rerun ends at the same weights."""
+    options = training_options(2)
+    options["training"]["checkpoint_every_batches"] = 2
+    options["training"]["num_workers"] = 1
+    command = [sys.executable, "-m", "asrkit.train", "--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"),
+               "--dev-cuts", str(prepared / "features/cuts_dev.jsonl.gz"), "--stats", str(prepared / "features/stats.pt"),
+               "--tokens", str(prepared / "lang/tokens.txt"), "--options", json.dumps(options), "--num-threads", "1"]
+    subprocess.run(command + ["--exp-dir", str(tmp_path / "straight")], check=True, capture_output=True)
+
+    killed = subprocess.Popen(command + ["--exp-dir", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list((tmp_path / "killed/checkpoints").glob("epoch-*-batch-*.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "killed/model.pt").exists()
+    resumed = subprocess.run(command + ["--exp-dir", str(tmp_path / "killed")], check=True, capture_output=True,
+                             text=True)
+    assert "resuming from" in resumed.stderr
+    assert not [p for p in (tmp_path / "killed").rglob("*.partial*")]  # leftovers of the kill are cleared
+    straight = load_checkpoint(tmp_path / "straight/model.pt")["model"]
+    after_kill = load_checkpoint(tmp_path / "killed/model.pt")["model"]
+    for name, weights in straight.items():
+        assert torch.equal(weights, after_kill[name]), name
 
 
 def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
