@@ -39,7 +39,7 @@ from asrkit.scoring import score_utterances
 
 #: the defaults of the config's ``training`` section (see asrkit/schemas/config.schema.yaml)
 DEFAULT_TRAINING_OPTIONS = {
-    "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "grad_clip": 5.0, "weight_noise_std": 0.0,
+    "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "lr_decay": 1.0, "grad_clip": 5.0, "weight_noise_std": 0.0,
     "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "checkpoint_every_batches": 100, "num_workers": 1,
 }
 
@@ -175,6 +175,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     dim = input_dim(options["features"])
     model = build_model(options["model"], dim, len(tokens))
     optimizer = make_optimizer(model, training)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])  # once per epoch
     checkpoint_dir = exp_dir / "checkpoints"
     # Everything needed to use the model without the recipe: decoding and transcription read only this.
     model_info = {"model_options": options["model"], "input_dim": dim, "vocab_size": len(tokens),
@@ -187,6 +188,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         state = load_checkpoint(resume_from)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_state"])
         history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
         if batches_done is None:  # that epoch was complete
@@ -199,7 +201,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     def save(name: str, epoch_batches: Optional[int]) -> None:
         save_checkpoint(checkpoint_dir / name, {
             "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
-            "totals": totals, "optimizer": optimizer.state_dict(), "rng_state": torch.get_rng_state(),
+            "totals": totals, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng_state": torch.get_rng_state(),
             "history": history})
         prune_checkpoints(checkpoint_dir, training["keep_last_checkpoints"])
 
@@ -232,7 +235,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
             progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
             if batches_done % training["checkpoint_every_batches"] == 0:
                 save(f"epoch-{epoch}-batch-{batches_done}.pt", batches_done)
-        record = {"epoch": epoch, "train_loss": totals[0] / totals[1],
+        record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
                   **evaluate(model, dev_loader, tokens, num_phones), "seconds": time.time() - started}
         history.append(record)
         for key in ("train_loss", "dev_loss", "dev_per"):
@@ -241,6 +244,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                      f"dev PER {record['dev_per']:.2f}% ({record['seconds']:.0f} s)")
         if record["dev_per"] <= min(h["dev_per"] for h in history):
             save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
+        scheduler.step()
         save(f"epoch-{epoch}.pt", None)
         batches_done, totals = 0, [0.0, 0, 0.0]
     writer.close()

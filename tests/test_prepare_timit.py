@@ -69,6 +69,7 @@ def test_missing_phn_names_the_file(tmp_path):
     ("", "empty phone transcription"),
     ("0 1200 h#\n1200 2000 zz\n", "unknown phone label 'zz'"),
     ("0 1200 h#\n1000 2000 s\n", "before the previous one ends"),
+    ("1200 2000 s\n0 1200 h#\n", "before the previous one ends"),  # unsorted
     ("0 1200 h#\n1200 99999 s\n", "past the end of the audio"),
     ("0 1200\n", "expected 'start_sample end_sample phone'"),
 ])
@@ -90,6 +91,26 @@ def test_bad_audio(tmp_path):
         standard_sets(root)
     assert f"{wav}: sample rate 8000 Hz, expected 16000 Hz" in str(error.value)
     assert f"{other}: unreadable audio" in str(error.value)
+
+
+def test_stereo_and_truncated_audio(tmp_path):
+    root = small_corpus(tmp_path)
+    stereo = first_utterance(root)
+    soundfile.write(str(stereo), np.zeros((NUM_SAMPLES, 2), dtype=np.int16), 16000, format="NIST", subtype="PCM_16")
+    truncated = sorted((root / "TRAIN").glob("*/*/SX43.WAV"))[0]
+    truncated.write_bytes(truncated.read_bytes()[:1024 + NUM_SAMPLES])  # half the samples
+    with pytest.raises(CorpusError) as error:
+        standard_sets(root)
+    assert f"{stereo}: 2 channels, expected mono" in str(error.value)
+    assert f"{truncated}: truncated audio: the header says {NUM_SAMPLES} samples, the file holds {NUM_SAMPLES // 2}" \
+        in str(error.value)
+
+
+def test_missing_train_folder(tmp_path):
+    root = small_corpus(tmp_path)
+    (root / "TRAIN").rename(root / "TRAINING")
+    with pytest.raises(CorpusError, match="no TRAIN folder"):
+        standard_sets(root)
 
 
 def test_empty_transcript(tmp_path):

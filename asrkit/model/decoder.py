@@ -36,6 +36,25 @@ class Decoder(nn.Module):
         out, state = self.lstm(self.embedding(y), state)
         return out, state
 
+    def step(self, tokens: torch.Tensor, state: LstmState) -> Tuple[torch.Tensor, LstmState]:
+        """One step for the searches: tokens (N,) after ``state`` -> output (N, hidden_size) and the new state.
+
+        The same function as :meth:`forward` on (N, 1), computed from the LSTM's weights with a few small
+        operations: ``nn.LSTM`` costs several times more per call on one step of a small batch.
+        """
+        x = self.embedding(tokens)  # (N, embedding_dim)
+        hs, cs = [], []
+        for layer, (h, c) in enumerate(zip(*state)):
+            w_ih, b_ih, w_hh, b_hh = (getattr(self.lstm, f"{name}_l{layer}")
+                                      for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"))
+            gates = torch.addmm(nn.functional.linear(x, w_ih, b_ih + b_hh), h, w_hh.t())  # (N, 4H): i, f, g, o
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            x = torch.sigmoid(o) * torch.tanh(c)
+            hs.append(x)
+            cs.append(c)
+        return x, (torch.stack(hs), torch.stack(cs))
+
     def start_with_blank(self, y_padded: torch.Tensor, y_lens: torch.Tensor) -> torch.Tensor:
         """(N, U) padded labels and (N,) lengths -> (N, U + 1) decoder input: blank, then the labels.
 

@@ -6,20 +6,29 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from asrkit.model.peephole_lstm import PeepholeLstm
+
 
 class BiLstmEncoder(nn.Module):
     """Optional frame stacking, then ``num_layers`` bidirectional LSTM layers.
 
     Stacking concatenates ``stack_frames`` consecutive frames into one step: the sequence gets that many
     times shorter, which on a CPU is the difference between minutes and hours per epoch.
+    ``peephole=True`` uses the peephole LSTM of the paper (:class:`PeepholeLstm`) instead of torch's fused
+    LSTM, which has none and is faster.
     """
 
     def __init__(self, input_dim: int, hidden_size: int, num_layers: int, stack_frames: int = 1,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, peephole: bool = False):
         super().__init__()
         self.stack_frames = stack_frames
-        self.lstm = nn.LSTM(input_dim * stack_frames, hidden_size, num_layers=num_layers, batch_first=True,
-                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.peephole = peephole
+        dropout = dropout if num_layers > 1 else 0.0
+        if peephole:
+            self.lstm = PeepholeLstm(input_dim * stack_frames, hidden_size, num_layers, dropout=dropout)
+        else:
+            self.lstm = nn.LSTM(input_dim * stack_frames, hidden_size, num_layers=num_layers, batch_first=True,
+                                bidirectional=True, dropout=dropout)
         self.output_dim = 2 * hidden_size
 
     def output_lengths(self, x_lens: torch.Tensor) -> torch.Tensor:
@@ -32,6 +41,8 @@ class BiLstmEncoder(nn.Module):
             pad = (-t) % self.stack_frames
             x = nn.functional.pad(x, (0, 0, 0, pad)).reshape(n, (t + pad) // self.stack_frames, c * self.stack_frames)
         lens = self.output_lengths(x_lens)
+        if self.peephole:
+            return self.lstm(x, lens), lens
         packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])

@@ -44,10 +44,26 @@ snakemake=${SNAKEMAKE:-$root/.venv/bin/snakemake}
 cd "$recipe_dir"
 mkdir -p "$dir"
 
+work=$(cd "$dir" && pwd)
+
+# Snakemake locks the folder while it runs. A lock left by a killed run must be removed by hand, and only
+# when no run is going on: say which case this is rather than print Snakemake's generic message.
+if [ -n "$(ls -A "$work/.snakemake/locks" 2>/dev/null)" ] && [[ " ${snakemake_args[*]} " != *" --unlock "* ]]; then
+  if pgrep -f -- "--directory $work( |$)" >/dev/null; then
+    echo "run.sh: another run is working in $work; wait for it to finish (or stop it) first." >&2
+  else
+    echo "run.sh: $work is locked by an earlier run that did not finish (killed or crashed)." >&2
+    echo "run.sh: no run is going on there now; unlock it with:  $0 --dir $work -- --unlock" >&2
+    echo "run.sh: then rerun: finished stages are kept, unfinished ones start again (training resumes)." >&2
+  fi
+  exit 1
+fi
+
 targets=()
 for ((s = stage; s <= stop_stage; s++)); do targets+=("stage_$s"); done
-echo "run.sh: stages $stage..$stop_stage of $(basename "$recipe_dir") in $(cd "$dir" && pwd)" >&2
+[[ " ${snakemake_args[*]} " == *" --unlock "* ]] && targets=()
+echo "run.sh: stages $stage..$stop_stage of $(basename "$recipe_dir") in $work" >&2
 
-exec "$snakemake" --snakefile "$root/Snakefile" --directory "$dir" \
+exec "$snakemake" --snakefile "$root/Snakefile" --directory "$work" \
   --configfile config.yaml "${extra_configs[@]}" --cores "$cores" --printshellcmds \
   "${targets[@]}" "${snakemake_args[@]}"

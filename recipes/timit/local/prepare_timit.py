@@ -88,10 +88,24 @@ def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
         problems.append(f"{wav}: {info.channels} channels, expected mono")
     if info.frames == 0:
         problems.append(f"{wav}: empty audio")
+    declared = sphere_sample_count(wav) if info.format == "NIST" else None
+    if declared is not None and declared != info.frames:
+        problems.append(f"{wav}: truncated audio: the header says {declared} samples, the file holds {info.frames}")
     if not txt.read_text(errors="replace").split()[2:]:
         problems.append(f"{txt}: empty transcript")
     problems += check_phone_segments(phn, info.frames)
     return problems
+
+
+def sphere_sample_count(wav: Path) -> Optional[int]:
+    """The ``sample_count`` a NIST SPHERE header declares (libsndfile trusts the file size instead)."""
+    with open(wav, "rb") as f:
+        header = f.read(1024).decode("ascii", errors="replace")
+    for line in header.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[0] == "sample_count" and fields[2].isdigit():
+            return int(fields[2])
+    return None
 
 
 def check_phone_segments(phn: Path, num_samples: int) -> List[str]:
