@@ -16,5 +16,5 @@ include: "rules/common.smk"
 include: f"recipes/{RECIPE}/rules/prepare.smk"  # stages 0-1: corpus-specific
 include: "rules/features.smk"                  # stage 2
 include: "rules/lang.smk"                      # stage 3
-include: "rules/ctc.smk"                       # stage 4
-include: "rules/score.smk"                     # stages 5-6
+include: "rules/train.smk"                     # stages 4-7
+include: "rules/score.smk"                     # stages 8-9

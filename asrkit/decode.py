@@ -1,4 +1,4 @@
-"""Stage 5: decode a cut set with a trained CTC model (greedy or prefix beam search).
+"""Decode a cut set with a trained CTC model or transducer (greedy or beam searches).
 
 Writes ``<output>``: one ``utterance-id phone phone ...`` line per utterance (training phone set), and
 ``<output>.json`` beside it with the decoding time and real-time factor.
@@ -17,23 +17,54 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.checkpoint import load_checkpoint, load_model
+from asrkit.beam_search import beam_search, greedy_search_batch, modified_beam_search
+from asrkit.checkpoint import Model, load_checkpoint, load_model
 from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search
 from asrkit.dataset import PhoneRecognitionDataset
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
+from asrkit.model.ctc import CtcModel
 
-METHODS = ("greedy", "prefix_beam")
+#: decoding methods by model type
+METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
 
 
-def decode(cuts: CutSet, model_path: Path, method: str, beam: int, max_duration: float = 200.0
+def search(model: Model, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
+           ) -> List[List[int]]:
+    """Token ids of a batch. features: (N, T, C), feature_lens: (N,)."""
+    if isinstance(model, CtcModel):
+        log_probs, lens = model(features, feature_lens)
+        return ctc_greedy_search(log_probs, lens) if method == "greedy" else \
+            ctc_prefix_beam_search(log_probs, lens, beam=beam)
+    encoder_out, lens = model.encoder(features, feature_lens)
+    if method == "greedy":
+        return greedy_search_batch(model, encoder_out, lens)
+    if method == "beam":
+        return beam_search(model, encoder_out, lens, beam=beam)
+    return modified_beam_search(model, encoder_out, lens, beam=beam)
+
+
+def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
+    """The last ``avg`` end-of-epoch checkpoints beside ``model_path``; none for avg 1 (the best model)."""
+    if avg <= 1:
+        return []
+    ends = sorted((p for p in (model_path.parent / "checkpoints").glob("epoch-*.pt") if p.stem.count("-") == 1),
+                  key=lambda p: int(p.stem.split("-")[1]))
+    if len(ends) < avg:
+        raise ValueError(f"--avg {avg}: only {len(ends)} epoch checkpoints in {model_path.parent / 'checkpoints'} "
+                         f"(raise training.keep_last_checkpoints)")
+    return ends[-avg:]
+
+
+def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0
            ) -> Dict[str, List[str]]:
     """Phone sequences (training phone set) by cut id."""
-    if method not in METHODS:
-        raise ValueError(f"unknown decoding method {method!r}: expected one of {METHODS}")
     checkpoint = load_checkpoint(model_path)
-    model = load_model(model_path)
+    model_type = checkpoint["model_options"].get("type", "ctc")
+    if method not in METHODS[model_type]:
+        raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
+    model = load_model(model_path, average=averaged_checkpoints(model_path, avg))
     tokens = TokenTable(checkpoint["tokens"])
     dataset = PhoneRecognitionDataset(tokens, checkpoint["num_phones"], checkpoint["feature_options"],
                                       checkpoint["stats"])
@@ -42,11 +73,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, max_duration:
     hyps = {}
     with torch.no_grad():
         for batch in progress_bar(loader, desc=f"decoding ({method})", unit="batch"):
-            log_probs, lens = model(batch["features"], batch["feature_lens"])
-            if method == "greedy":
-                ids = ctc_greedy_search(log_probs, lens)
-            else:
-                ids = ctc_prefix_beam_search(log_probs, lens, beam=beam)
+            ids = search(model, method, beam, batch["features"], batch["feature_lens"])
             hyps.update(zip(batch["cut_ids"], (tokens.decode(i) for i in ids)))
     return hyps
 
@@ -68,8 +95,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuts", type=Path, required=True, help="cut manifest with features")
     parser.add_argument("--model", type=Path, required=True, help="model.pt from the training stage")
-    parser.add_argument("--method", choices=METHODS, default="greedy")
-    parser.add_argument("--beam", type=int, default=10, help="beam width for prefix_beam (paper: 100)")
+    parser.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
+                        help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
+    parser.add_argument("--beam", type=int, default=10, help="beam width (paper: 100)")
+    parser.add_argument("--avg", type=int, default=1,
+                        help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev PER")
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [decode] %(message)s")
@@ -78,11 +108,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"error: {args.cuts}: no utterances to decode")
     torch.set_num_threads(1)  # decoding jobs run side by side, one per core
     started = time.time()
-    hyps = decode(cuts, args.model, args.method, args.beam)
+    hyps = decode(cuts, args.model, args.method, args.beam, args.avg)
     seconds = time.time() - started
     audio_seconds = sum(c.duration for c in cuts)
     write_hyps(hyps, args.output)
-    timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "seconds": seconds,
+    timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "avg": args.avg,
+              "seconds": seconds,
               "audio_seconds": audio_seconds, "rtf": seconds / audio_seconds}
     with atomic_output(args.output.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(timing, indent=1))

@@ -9,6 +9,7 @@ Run as ``python -m asrkit.features compute|stats ...``; the recipe's Snakemake r
 """
 
 import argparse
+import errno
 import json
 import logging
 from pathlib import Path
@@ -26,6 +27,12 @@ from asrkit.progress import progress_bar
 #: the defaults of the config's ``features`` section (see asrkit/schemas/config.schema.yaml)
 DEFAULT_OPTIONS = {"type": "fbank", "num_mel_bins": 40, "num_ceps": 13, "use_energy": True, "deltas": True}
 DELTA_WINDOW = 2  # Kaldi's add-deltas default
+#: errors of writing, not of reading: a full disk or quota, a file size limit, no permission, a read-only disk
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+class FeatureWriteError(OSError):
+    """Features could not be stored; the message names the outputs and the system's reason."""
 
 
 def feature_options(options: Dict[str, Any]) -> Dict[str, Any]:
@@ -56,24 +63,33 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
                      options: Dict[str, Any], num_jobs: int = 1) -> CutSet:
     """Compute and store features for one split; write its cut manifest atomically.
 
-    The storage is written under a temporary name and renamed, then the cut manifest (which points at the
-    final storage) is written: a manifest on disk always refers to complete features.
+    The storage and the cut manifest (which points at the final storage) are both written under temporary
+    names first and renamed only once both are complete, the storage first: a manifest on disk always refers
+    to complete features, and a failed write (full disk, no permission) leaves the earlier ones as they were.
     """
     cuts = CutSet.from_manifests(
         recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
     ).to_eager()
     extractor = make_extractor(options)
-    with atomic_output(storage_dir) as tmp_storage:
-        tmp_storage.mkdir()
-        torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
-        # lhotse writes feats.lca with one job and feats/feats-<i>.lca with several: both inside tmp_storage
-        cuts = cuts.compute_and_store_features(
-            extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
-            storage_type=LilcomChunkyWriter,
-        )
-    cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts), key=lambda c: c.id))
-    with atomic_output(cuts_path) as tmp:
-        cuts.to_file(tmp)
+    try:
+        # the inner (storage) is renamed into place first, then the outer (manifest)
+        with atomic_output(cuts_path) as tmp_cuts, atomic_output(storage_dir) as tmp_storage:
+            tmp_storage.mkdir()
+            torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
+            # lhotse writes feats.lca with one job and feats/feats-<i>.lca with several: both inside tmp_storage
+            cuts = cuts.compute_and_store_features(
+                extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
+                storage_type=LilcomChunkyWriter,
+            )
+            cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts),
+                                           key=lambda c: c.id))
+            cuts.to_file(tmp_cuts)
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:
+            raise
+        raise FeatureWriteError(
+            f"could not write the features to {storage_dir} and {cuts_path}: {e.strerror or e}; "
+            f"nothing was replaced: any earlier {storage_dir} and {cuts_path} are as they were") from e
     logging.info(f"{len(cuts)} cuts, {extractor.name} features -> {storage_dir}, manifest -> {cuts_path}")
     return cuts
 
@@ -143,7 +159,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [features] %(message)s")
     if args.command == "compute":
-        compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir, args.options, args.num_jobs)
+        try:
+            compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir, args.options,
+                             args.num_jobs)
+        except FeatureWriteError as e:
+            raise SystemExit(f"error: {e}")
     else:
         compute_global_stats(CutSet.from_file(args.cuts), args.options, args.output)
 

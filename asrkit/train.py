@@ -1,4 +1,4 @@
-"""Stage 4: train a deep bidirectional LSTM with CTC (Graves et al. 2013), resumably.
+"""Train a deep bidirectional LSTM with CTC, or an RNN transducer on it (Graves et al. 2013), resumably.
 
 Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
 optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,13 +28,14 @@ from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.utils.tensorboard import SummaryWriter
 
-from asrkit.checkpoint import build_model, load_checkpoint, save_checkpoint
-from asrkit.ctc_decoding import ctc_greedy_search
+from asrkit.checkpoint import Model, build_model, load_checkpoint, load_weights, save_checkpoint
+from asrkit.decode import search
 from asrkit.dataset import PhoneRecognitionDataset
 from asrkit.features import input_dim, load_stats
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
+from asrkit.model.ctc import CtcModel
 from asrkit.phones import fold
 from asrkit.scoring import score_utterances
 
@@ -42,6 +44,9 @@ DEFAULT_TRAINING_OPTIONS = {
     "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "lr_decay": 1.0, "grad_clip": 5.0, "weight_noise_std": 0.0,
     "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "checkpoint_every_batches": 100, "num_workers": 1,
 }
+#: the defaults of the config's ``transducer`` section: the loss (icefall's pruned_transducer_stateless values)
+DEFAULT_TRANSDUCER_OPTIONS = {"loss": "pruned", "prune_range": 5, "lm_scale": 0.25, "am_scale": 0.0,
+                              "simple_loss_scale": 0.5, "warmup_batches": 500}
 
 
 def options_digest(options: Dict[str, Any]) -> str:
@@ -74,23 +79,57 @@ def make_loader(cuts: CutSet, dataset: PhoneRecognitionDataset, max_duration: fl
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-def evaluate(model, loader, tokens: TokenTable, num_phones: int) -> Dict[str, float]:
-    """Mean CTC loss per utterance and greedy PER after folding to 39 phones."""
+def batch_loss(model: Model, batch: Dict, transducer: Dict[str, Any], batch_index: int) -> torch.Tensor:
+    """The training loss of a batch, summed over its utterances.
+
+    Transducer (icefall's recipe): ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the
+    first ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has
+    learnt something), 0.1 for as many more, then 1.
+    """
+    x, x_lens, y, y_lens = batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"]
+    if isinstance(model, CtcModel):
+        return model.loss(x, x_lens, y, y_lens)
+    t = {**DEFAULT_TRANSDUCER_OPTIONS, **transducer}
+    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t["prune_range"], am_scale=t["am_scale"],
+                                    lm_scale=t["lm_scale"], loss=t["loss"])
+    if t["loss"] == "full":
+        return transducer_loss
+    warmup = t["warmup_batches"]
+    pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
+    return t["simple_loss_scale"] * simple + pruned_scale * transducer_loss
+
+
+def evaluate(model: Model, loader, tokens: TokenTable, num_phones: int, transducer: Dict[str, Any]
+             ) -> Dict[str, float]:
+    """Mean loss per utterance (as trained after warm-up) and greedy PER after folding to 39 phones."""
     model.eval()
     total_loss, count, refs, hyps = 0.0, 0, {}, {}
     with torch.no_grad():
         for batch in loader:
-            log_probs, lens = model(batch["features"], batch["feature_lens"])
-            total_loss += torch.nn.functional.ctc_loss(
-                log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"], reduction="sum",
-                zero_infinity=True).item()
+            total_loss += batch_loss(model, batch, transducer, batch_index=sys.maxsize).item()
             count += len(batch["cut_ids"])
-            for cut_id, ids, target, n in zip(batch["cut_ids"], ctc_greedy_search(log_probs, lens),
-                                              batch["targets"], batch["target_lens"]):
+            greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
+            for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
                 refs[cut_id] = fold(tokens.decode(target[:n].tolist()), num_phones, 39)
                 hyps[cut_id] = fold(tokens.decode(ids), num_phones, 39)
     model.train()
     return {"dev_loss": total_loss / count, "dev_per": score_utterances(refs, hyps).totals.rate}
+
+
+def initialise(model: Model, init: Dict[str, str]) -> None:
+    """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a phone LM."""
+    if "encoder" in init:
+        weights = load_checkpoint(Path(init["encoder"]))["model"]
+        load_weights(model.encoder, {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")},
+                     Path(init["encoder"]))
+        logging.info(f"encoder initialised from {init['encoder']}")
+    if "decoder" in init:
+        load_weights(model.decoder, load_checkpoint(Path(init["decoder"]))["model"], Path(init["decoder"]))
+        logging.info(f"prediction network initialised from {init['decoder']}")
+
+
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def add_weight_noise(model: torch.nn.Module, std: float) -> List[torch.Tensor]:
@@ -165,7 +204,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped (mid-epoch too)."""
     training = {**DEFAULT_TRAINING_OPTIONS, **options["training"]}
     seed, num_phones = options["seed"], options["data"]["phone_set"]
-    digest = options_digest(options)
+    init = options.get("init", {})
+    # Checkpoints are resumable only under the same options and the same pretrained parts.
+    digest = options_digest({**options, "init": {part: file_digest(path) for part, path in init.items()}})
     tokens = TokenTable.load(tokens_path)
     stats = load_stats(stats_path)
     dataset = PhoneRecognitionDataset(tokens, num_phones, options["features"], stats)
@@ -174,6 +215,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     torch.manual_seed(seed)
     dim = input_dim(options["features"])
     model = build_model(options["model"], dim, len(tokens))
+    initialise(model, init)
     optimizer = make_optimizer(model, training)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])  # once per epoch
     checkpoint_dir = exp_dir / "checkpoints"
@@ -183,6 +225,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                   "stats": stats, "options_digest": digest}
     history: List[Dict[str, float]] = []
     epoch, batches_done, totals = 1, 0, [0.0, 0, 0.0]  # loss, utterances, seconds of this epoch so far
+    global_batches = 0  # batches trained on in all epochs: the transducer's warm-up counts them
     resume_from = latest_checkpoint(checkpoint_dir, digest)
     if resume_from is not None:
         state = load_checkpoint(resume_from)
@@ -191,6 +234,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_state"])
         history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
+        global_batches = state["global_batches"]
         if batches_done is None:  # that epoch was complete
             epoch, batches_done, totals = epoch + 1, 0, [0.0, 0, 0.0]
         logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
@@ -201,9 +245,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     def save(name: str, epoch_batches: Optional[int]) -> None:
         save_checkpoint(checkpoint_dir / name, {
             "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
-            "totals": totals, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng_state": torch.get_rng_state(),
-            "history": history})
+            "totals": totals, "global_batches": global_batches, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng_state": torch.get_rng_state(), "history": history})
         prune_checkpoints(checkpoint_dir, training["keep_last_checkpoints"])
 
     writer = SummaryWriter(str(exp_dir / "tensorboard"))
@@ -222,7 +265,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                                 initial=batches_done)
         for batch in progress:
             noise = add_weight_noise(model, training["weight_noise_std"]) if noisy else None
-            loss = model.loss(batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"])
+            loss = batch_loss(model, batch, options.get("transducer", {}), global_batches)
             num_utts = len(batch["cut_ids"])
             optimizer.zero_grad()
             (loss / num_utts).backward()
@@ -230,13 +273,13 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 remove_weight_noise(model, noise)
             torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
             optimizer.step()
-            batches_done += 1
+            batches_done, global_batches = batches_done + 1, global_batches + 1
             totals = [totals[0] + loss.item(), totals[1] + num_utts, time.time() - started]
             progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
             if batches_done % training["checkpoint_every_batches"] == 0:
                 save(f"epoch-{epoch}-batch-{batches_done}.pt", batches_done)
         record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
-                  **evaluate(model, dev_loader, tokens, num_phones), "seconds": time.time() - started}
+                  **evaluate(model, dev_loader, tokens, num_phones, options.get("transducer", {})), "seconds": time.time() - started}
         history.append(record)
         for key in ("train_loss", "dev_loss", "dev_per"):
             writer.add_scalar(key, record[key], epoch)
@@ -267,7 +310,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--tokens", type=Path, required=True, help="tokens.txt from the lang stage")
     parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints and the model go")
     parser.add_argument("--options", type=json.loads, required=True,
-                        help="JSON with the config's seed, data, features, model and training sections")
+                        help="JSON with the config's seed, data, features, model (with its type: ctc or "
+                             "transducer), training and, for transducers, transducer sections")
+    parser.add_argument("--init-encoder", help="start the encoder from this CTC model.pt (PRETRANS)")
+    parser.add_argument("--init-decoder", help="start the prediction network from this phone LM model.pt")
     parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
                         help="torch threads; more than the cores given to this job slows it down many times "
                              "(default: all cores)")
@@ -275,7 +321,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [train] %(message)s")
     torch.set_num_threads(args.num_threads)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, args.options)
+    init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
+    train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, {**args.options, "init": init})
 
 
 if __name__ == "__main__":

@@ -1,39 +1,73 @@
-# Stages 5-6: decode dev and test with each configured method, score on 39 phones, plot, RESULTS.md.
+# Stages 8-9: decode dev and test with every configured search and beam, score on 39 phones, plot, RESULTS.md.
+
+MODEL_TYPES = {"ctc": "ctc", "transducer": "transducer", "pretrained_transducer": "transducer"}
+MODEL_NAMES = {"ctc": "CTC", "transducer": "TRANS", "pretrained_transducer": "PRETRANS"}
 
 
-rule decode_ctc:
+def decodings(model):
+    """Decoding settings of a model: 'greedy', or '<method>_<beam>' for each configured beam width."""
+    for method in DECODING[MODEL_TYPES[model]]:
+        yield from ["greedy"] if method == "greedy" else [f"{method}_{beam}" for beam in DECODING["beams"]]
+
+
+def decoded(pattern):
+    return [pattern.format(model=model, decoding=decoding, split=split)
+            for model in MODELS for decoding in decodings(model) for split in DECODING["splits"]]
+
+
+def method_and_beam(decoding):
+    method, _, beam = decoding.rpartition("_") if decoding != "greedy" else ("greedy", "", "1")
+    return method, int(beam)
+
+
+def decoding_label(decoding):
+    """How RESULTS.md names a decoding, e.g. 'prefix beam 10'."""
+    method, beam = method_and_beam(decoding)
+    label = "greedy" if method == "greedy" else f"{method.replace('_', ' ')} {beam}"
+    return label + (f", avg {DECODING['avg']}" if DECODING["avg"] > 1 else "")
+
+
+wildcard_constraints:
+    decoding="greedy|[a-z_]+_[0-9]+",
+    model="|".join(MODEL_TYPES),
+
+
+rule decode:
     input:
-        model="exp/ctc/model.pt",
+        model="exp/{model}/model.pt",
         cuts="data/features/cuts_{split}.jsonl.gz",
     output:
-        hyps="exp/ctc/decode_{method}/hyps_{split}.txt",
-        timing="exp/ctc/decode_{method}/hyps_{split}.json",
+        hyps="exp/{model}/decode_{decoding}/hyps_{split}.txt",
+        timing="exp/{model}/decode_{decoding}/hyps_{split}.json",
     params:
-        beam=lambda w: DECODING["beam"] if w.method == "prefix_beam" else 1,
+        method=lambda w: method_and_beam(w.decoding)[0],
+        beam=lambda w: method_and_beam(w.decoding)[1],
+        avg=DECODING["avg"],
     log:
-        "logs/5_decode_ctc_{method}_{split}.log",
+        "logs/8_decode_{model}_{decoding}_{split}.log",
     shell:
-        "{PY} -m asrkit.decode --cuts {input.cuts} --model {input.model} --method {wildcards.method}"
-        " --beam {params.beam} --output {output.hyps} 2>&1 | tee {log}"
+        "{PY} -m asrkit.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
+        " --beam {params.beam} --avg {params.avg} --output {output.hyps} 2>&1 | tee {log}"
 
 
-rule score_ctc:
+rule score:
     input:
         cuts="data/features/cuts_{split}.jsonl.gz",
-        hyps=rules.decode_ctc.output.hyps,
-        model="exp/ctc/model.pt",
+        hyps=rules.decode.output.hyps,
+        model="exp/{model}/model.pt",
     output:
-        report="exp/ctc/decode_{method}/per_{split}.txt",
-        summary="exp/ctc/decode_{method}/summary_{split}.json",
-        confusion="exp/ctc/decode_{method}/confusion_{split}.png",
+        report="exp/{model}/decode_{decoding}/per_{split}.txt",
+        summary="exp/{model}/decode_{decoding}/summary_{split}.json",
+        confusion="exp/{model}/decode_{decoding}/confusion_{split}.png",
     params:
         phone_set=config["data"]["phone_set"],
-        decoding=lambda w: "greedy" if w.method == "greedy" else f"prefix beam {DECODING['beam']}",
+        name=lambda w: MODEL_NAMES[w.model],
+        label=lambda w: decoding_label(w.decoding),
     log:
-        "logs/6_score_ctc_{method}_{split}.log",
+        "logs/9_score_{model}_{decoding}_{split}.log",
     shell:
         "{PY} -m asrkit.score per --cuts {input.cuts} --hyps {input.hyps} --phone-set {params.phone_set}"
-        " --model-name CTC --decoding {params.decoding:q} --split {wildcards.split} --model {input.model}"
+        " --model-name {params.name} --decoding {params.label:q} --split {wildcards.split} --model {input.model}"
         " --report {output.report} --summary {output.summary} --confusion {output.confusion} 2>&1 | tee {log}"
 
 
@@ -43,39 +77,39 @@ rule training_curves:
     output:
         "exp/{model}/training.png",
     log:
-        "logs/6_training_curves_{model}.log",
+        "logs/9_training_curves_{model}.log",
     shell:
         "{PY} -m asrkit.score curves --history {input} --output {output} 2>&1 | tee {log}"
 
 
 rule results:
     input:
-        decoded("exp/ctc/decode_{method}/summary_{split}.json"),
+        decoded("exp/{model}/decode_{decoding}/summary_{split}.json"),
     output:
         "RESULTS.md",
     log:
-        "logs/6_results.log",
+        "logs/9_results.log",
     shell:
         "{PY} -m asrkit.score results --summaries {input} --output {output} 2>&1 | tee {log}"
 
 
-rule stage_5:
+rule stage_8:
     output:
-        touch(stage_done(5)),
+        touch(stage_done(8)),
     input:
-        decoded(rules.decode_ctc.output.hyps),
+        decoded(rules.decode.output.hyps),
 
 
-rule stage_6:
+rule stage_9:
     output:
-        touch(stage_done(6)),
+        touch(stage_done(9)),
     input:
         rules.results.output,
-        "exp/ctc/training.png",
-        decoded(rules.score_ctc.output.report),
+        [f"exp/{model}/training.png" for model in MODELS],
+        decoded(rules.score.output.report),
 
 
 rule all:
     default_target: True
     input:
-        rules.stage_6.input,
+        rules.stage_9.input,

@@ -19,7 +19,9 @@ def dry_run(tmp_path, extra_yaml):
     ("trainig: {num_epochs: 3}\n", "'trainig' was unexpected"),
     ("model: {num_layers: 0, hidden_size: 8}\n", "0 is less than the minimum of 1"),
     ("features: {type: plp}\n", "'plp' is not one of ['fbank', 'mfcc']"),
-    ("decoding: {methods: [greedy], beam: 4, splits: [eval]}\n", "'eval' is not one of ['dev', 'test']"),
+    ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [eval]}\n",
+     "'eval' is not one of ['dev', 'test']"),
+    ("models: [ctc, rnnt]\n", "'rnnt' is not one of ['ctc', 'transducer', 'pretrained_transducer']"),
 ])
 def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):
     result = dry_run(tmp_path, extra_yaml)
@@ -31,8 +33,8 @@ def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):
 def test_valid_config_plans_every_stage(tmp_path):
     result = dry_run(tmp_path, "corpus_dir: null\n")
     assert result.returncode == 0, result.stderr
-    for rule in ("demo_corpus", "manifests", "features", "feature_stats", "lang", "train_ctc", "decode_ctc",
-                 "score_ctc", "results"):
+    for rule in ("demo_corpus", "manifests", "features", "feature_stats", "lang", "train_ctc", "phone_lm",
+                 "train_transducer", "train_pretrained_transducer", "decode", "score", "results"):
         assert rule in result.stdout
 
 

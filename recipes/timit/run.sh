@@ -11,8 +11,11 @@
 #   2  features: 40 mel fbank + energy (kaldifeat), stored with lhotse; mean/variance from train
 #   3  lang: token table (blank + phones), 60->48 and 60->39 folding tables
 #   4  train CTC: deep bidirectional LSTM, checkpoint every epoch, resumes after a crash
-#   5  decode: greedy and CTC prefix beam search
-#   6  score: PER on 39 phones, sclite-style reports, plots, RESULTS.md
+#   5  phone LM: the transducer's prediction network pretrained on phone transcripts (for PRETRANS)
+#   6  train TRANS: RNN transducer with k2's pruned loss (fast_rnnt where k2 is not installed)
+#   7  train PRETRANS: the transducer started from the CTC encoder and the phone LM
+#   8  decode: greedy, CTC prefix beam search, transducer beam and modified beam searches
+#   9  score: PER on 39 phones, sclite-style reports, plots, RESULTS.md
 #
 # All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Removing them is
 # always safe. Usage:
@@ -20,7 +23,7 @@
 set -euo pipefail
 
 stage=0
-stop_stage=6
+stop_stage=9
 extra_configs=()
 dir=.
 cores=$(nproc)
@@ -47,15 +50,21 @@ mkdir -p "$dir"
 work=$(cd "$dir" && pwd)
 
 # Snakemake locks the folder while it runs. A lock left by a killed run must be removed by hand, and only
-# when no run is going on: say which case this is rather than print Snakemake's generic message.
+# when no run is going on: say which case this is rather than print Snakemake's generic message. A run holds
+# an flock on .snakemake/run.sh.lock from here on (Snakemake and its jobs inherit it; the kernel releases it
+# however they end), so that a second run is refused even before the first has taken Snakemake's lock.
+mkdir -p "$work/.snakemake"
+exec 9>>"$work/.snakemake/run.sh.lock"
+running="--directory $(printf '%s' "$work" | sed 's/[][\.*^$+?(){}|]/\\&/g')( |$)"  # runs not started by run.sh
+if ! flock -n 9 || pgrep -f -- "$running" >/dev/null; then
+  echo "run.sh: another run is working in $work; wait for it to finish (or stop it) first." >&2
+  exit 1
+fi
 if [ -n "$(ls -A "$work/.snakemake/locks" 2>/dev/null)" ] && [[ " ${snakemake_args[*]} " != *" --unlock "* ]]; then
-  if pgrep -f -- "--directory $work( |$)" >/dev/null; then
-    echo "run.sh: another run is working in $work; wait for it to finish (or stop it) first." >&2
-  else
-    echo "run.sh: $work is locked by an earlier run that did not finish (killed or crashed)." >&2
-    echo "run.sh: no run is going on there now; unlock it with:  $0 --dir $work -- --unlock" >&2
-    echo "run.sh: then rerun: finished stages are kept, unfinished ones start again (training resumes)." >&2
-  fi
+  echo "run.sh: $work is locked by an earlier run that did not finish (killed or crashed)." >&2
+  unlock=$(printf '%q ' "$0" --dir "$work" -- --unlock)  # quoted: the folder may contain spaces
+  echo "run.sh: no run is going on there now; unlock it with:  ${unlock% }" >&2
+  echo "run.sh: then rerun: finished stages are kept, unfinished ones start again (training resumes)." >&2
   exit 1
 fi
 
@@ -64,6 +73,8 @@ for ((s = stage; s <= stop_stage; s++)); do targets+=("stage_$s"); done
 [[ " ${snakemake_args[*]} " == *" --unlock "* ]] && targets=()
 echo "run.sh: stages $stage..$stop_stage of $(basename "$recipe_dir") in $work" >&2
 
+# --rerun-incomplete: a job killed after its last output was renamed into place (every output is written
+# atomically) but before Snakemake recorded it as finished is simply run again, instead of stopping the rerun.
 exec "$snakemake" --snakefile "$root/Snakefile" --directory "$work" \
-  --configfile config.yaml "${extra_configs[@]}" --cores "$cores" --printshellcmds \
+  --configfile config.yaml "${extra_configs[@]}" --cores "$cores" --printshellcmds --rerun-incomplete \
   "${targets[@]}" "${snakemake_args[@]}"

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Tuple
 
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
-from lhotse.recipes.timit import prepare_timit
+from lhotse.recipes.timit import get_speakers, prepare_timit
 
 from asrkit.io import atomic_output
 from asrkit.phones import DROPPED_PHONES, TIMIT_LABELS
@@ -151,6 +151,17 @@ def check_corpus(parts: Dict[str, Path], num_jobs: int) -> Dict[str, list]:
     return listed
 
 
+def check_sets_not_empty(listed: Dict[str, list], parts: Dict[str, Path]) -> None:
+    """TEST/ must hold some of TIMIT's dev and core-test speakers, which lhotse splits it by; lhotse itself
+    only fails an assertion ("No recordings left") without saying which set is empty or why."""
+    present = {speaker.lower() for _, speaker, _, _ in listed["TEST"]}
+    for (split, who), speakers in zip((("dev", "dev"), ("test", "core-test")), get_speakers()):
+        if not present & set(speakers):
+            examples = ", ".join(s.upper() for s in sorted(speakers)[:3])
+            raise CorpusError(f"{parts['TEST']}: the {split} set is empty: none of TIMIT's {len(speakers)} {who} "
+                              f"speakers ({examples}, ...) has a folder here")
+
+
 def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
     """The layout lhotse expects (``data/TRAIN/DR1/FCJF0/SI1027.WAV``), as links to the real files."""
     for part, utterances in listed.items():
@@ -163,7 +174,9 @@ def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
 
 def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[RecordingSet, SupervisionSet]]:
     """Checked, sorted lhotse manifests of the standard TIMIT sets (SA removed, q dropped), by split."""
-    listed = check_corpus(find_timit_parts(corpus_dir), num_jobs)
+    parts = find_timit_parts(corpus_dir)
+    listed = check_corpus(parts, num_jobs)
+    check_sets_not_empty(listed, parts)
     with tempfile.TemporaryDirectory(prefix="timit-view-") as view:
         link_lhotse_view(listed, Path(view))
         manifests = prepare_timit(view, output_dir=None, num_phones=60, num_jobs=num_jobs)

@@ -1,0 +1,131 @@
+# Stages 4-7: CTC, the phone LM (prediction network pretraining), TRANS and PRETRANS. Each resumes from its
+# exp/<model>/checkpoints after a crash. Only the models listed in the config's `models` are trained.
+
+TRAIN_INPUTS = {
+    "train": "data/features/cuts_train.jsonl.gz",
+    "dev": "data/features/cuts_dev.jsonl.gz",
+    "stats": "data/features/stats.pt",
+    "tokens": "data/lang/tokens.txt",
+}
+TRAIN_SHELL = (
+    "{PY} -m asrkit.train --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
+    " --tokens {input.tokens} --exp-dir exp/{wildcards.model} --options {params.options:q} --num-threads {threads}"
+    " {params.init} 2>&1 | tee {log}"
+)
+
+
+def model_options(model_type):
+    """The encoder config, with the model type and, for transducers, the prediction network/joiner sizes."""
+    options = {**config["model"], "type": model_type}
+    if model_type == "transducer":
+        sizes = ("decoder_embedding_dim", "decoder_hidden_size", "decoder_num_layers", "joiner_dim")
+        options.update({k: v for k, v in config.get("transducer", {}).items() if k in sizes})
+    return options
+
+
+def training_options(model_type):
+    sections = {s: config[s] for s in ("seed", "data", "features", "training")}
+    return json.dumps({**sections, "model": model_options(model_type), "transducer": config.get("transducer", {})},
+                      sort_keys=True)
+
+
+rule train_ctc:
+    input:
+        **TRAIN_INPUTS,
+    output:
+        model="exp/{model}/model.pt",
+        history="exp/{model}/history.json",
+    wildcard_constraints:
+        model="ctc",
+    params:
+        options=training_options("ctc"),
+        init="",
+    threads: workflow.cores
+    log:
+        "logs/4_train_{model}.log",
+    shell:
+        TRAIN_SHELL
+
+
+rule phone_lm:
+    input:
+        train=TRAIN_INPUTS["train"],
+        dev=TRAIN_INPUTS["dev"],
+        tokens=TRAIN_INPUTS["tokens"],
+    output:
+        model="exp/phone_lm/model.pt",
+        history="exp/phone_lm/history.json",
+    params:
+        options=json.dumps({"seed": config["seed"], "data": config["data"], "model": model_options("transducer"),
+                            "phone_lm": config.get("phone_lm", {})}, sort_keys=True),
+    log:
+        "logs/5_phone_lm.log",
+    shell:
+        "{PY} -m asrkit.phone_lm --train-cuts {input.train} --dev-cuts {input.dev} --tokens {input.tokens}"
+        " --exp-dir exp/phone_lm --options {params.options:q} 2>&1 | tee {log}"
+
+
+rule train_transducer:
+    input:
+        **TRAIN_INPUTS,
+    output:
+        model="exp/{model}/model.pt",
+        history="exp/{model}/history.json",
+    wildcard_constraints:
+        model="transducer",
+    params:
+        options=training_options("transducer"),
+        init="",
+    threads: workflow.cores
+    log:
+        "logs/6_train_{model}.log",
+    shell:
+        TRAIN_SHELL
+
+
+rule train_pretrained_transducer:
+    input:
+        **TRAIN_INPUTS,
+        ctc="exp/ctc/model.pt",
+        phone_lm="exp/phone_lm/model.pt",
+    output:
+        model="exp/{model}/model.pt",
+        history="exp/{model}/history.json",
+    wildcard_constraints:
+        model="pretrained_transducer",
+    params:
+        options=training_options("transducer"),
+        init=lambda w, input: f"--init-encoder {input.ctc} --init-decoder {input.phone_lm}",
+    threads: workflow.cores
+    log:
+        "logs/7_train_{model}.log",
+    shell:
+        TRAIN_SHELL
+
+
+rule stage_4:
+    output:
+        touch(stage_done(4)),
+    input:
+        [f"exp/ctc/model.pt"] if "ctc" in MODELS else [],
+
+
+rule stage_5:
+    output:
+        touch(stage_done(5)),
+    input:
+        ["exp/phone_lm/model.pt"] if "pretrained_transducer" in MODELS else [],
+
+
+rule stage_6:
+    output:
+        touch(stage_done(6)),
+    input:
+        ["exp/transducer/model.pt"] if "transducer" in MODELS else [],
+
+
+rule stage_7:
+    output:
+        touch(stage_done(7)),
+    input:
+        ["exp/pretrained_transducer/model.pt"] if "pretrained_transducer" in MODELS else [],

@@ -1,0 +1,476 @@
+"""Nothing lost: the recipe survives a kill in any long stage and resumes exactly; a changed setting reruns
+exactly what it affects; two runs in one folder are refused; a full disk while storing features replaces nothing.
+
+Real processes throughout: run.sh is started in a session of its own and SIGKILLed as a whole process group
+(Snakemake, its jobs and their workers at once, as the OOM killer or a lost machine would) at a random point
+inside each long stage. One uninterrupted reference run is shared by the module; one more run is killed once
+inside each of the five long stages in turn (demo corpus, manifests, features, training mid-epoch, decoding),
+unlocked and restarted after each kill, and must end with exactly what the reference made.
+"""
+
+import gzip
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from lhotse import CutSet
+
+from asrkit.checkpoint import load_checkpoint
+from asrkit.features import compute_features
+from prepare_timit import standard_sets, write_manifests
+from timit_skeleton import write_timit_skeleton
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
+SEED = 4  # seeds the kill points: a failing sequence of kills can be replayed
+
+TINY = """
+corpus_dir: null
+num_jobs: 2
+demo_corpus: {num_train_speakers: 6, num_dev_speakers: 1, num_test_speakers: 2}
+model: {num_layers: 1, hidden_size: 16, stack_frames: 3, dropout: 0.1}
+training: {num_epochs: 2, max_duration: 8, optimizer: adam, lr: 0.003, weight_noise_std: 0.0,
+           checkpoint_every_batches: 2, num_workers: 1}
+decoding: {methods: [greedy, prefix_beam], beam: 4, splits: [dev, test]}
+"""
+RUN_TIMEOUT = 900  # seconds for a whole run; a hung run fails the test instead of the CI job
+WAIT_TIMEOUT = 600  # seconds to reach a kill point
+PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running and killing the recipe
+
+
+class Recipe:
+    """run.sh on one work folder with one extra config, always with 2 cores (what the CI machine has)."""
+
+    def __init__(self, work: Path, config: Path):
+        self.work, self.config = work, config
+
+    def command(self, *args: str) -> List[str]:
+        return [str(RUN_SH), "--config", str(self.config), "--dir", str(self.work), "--cores", "2", *args]
+
+    def start(self, log: Path, *args: str) -> subprocess.Popen:
+        """Start a run in its own session, so that its whole process group can be killed at once. Its output
+        goes to a file: an unread pipe fills up and stalls the run."""
+        with open(log, "ab") as out:
+            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+        return run_group(self.command(*args), timeout)
+
+
+def run_group(command: List[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run to the end in a session of its own; on timeout kill the whole group (no stray jobs survive)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        raise
+    except BaseException:
+        kill_group(process)
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def group_members(pgid: int) -> List[psutil.Process]:
+    """Every live process of a process group, and the descendants of its leader wherever they are."""
+    members = {}
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid:
+                members[process.pid] = process
+        except (ProcessLookupError, psutil.Error):
+            pass
+    try:
+        members.update((p.pid, p) for p in psutil.Process(pgid).children(recursive=True))
+    except psutil.Error:
+        pass
+    return list(members.values())
+
+
+def alive(processes: List[psutil.Process]) -> List[psutil.Process]:
+    """Those still running: killed processes that nobody has reaped yet (zombies) are dead."""
+    running = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.Error:
+            pass
+    return running
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the run's whole process group (and any descendant that left it); return when all are gone."""
+    members = group_members(process.pid)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for member in members:
+        try:
+            member.kill()
+        except psutil.Error:
+            pass
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while alive(members) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(members), f"processes survived SIGKILL: {[p.pid for p in alive(members)]}"
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen, log: Path, what: str) -> None:
+    """Poll ``condition`` until it holds; fail (and kill the run) if the run ends first or time runs out."""
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while not condition():
+        if process.poll() is not None or time.monotonic() > deadline:
+            ended = f"ended with exit code {process.returncode}" if process.poll() is not None else "timed out"
+            kill_group(process)
+            pytest.fail(f"the run {ended} before {what}:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.02)
+
+
+def command_lines(pgid: int) -> List[str]:
+    lines = []
+    for process in group_members(pgid):
+        try:
+            lines.append(" ".join(process.cmdline()))
+        except psutil.Error:
+            pass
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Where to kill
+
+
+@dataclass
+class KillPoint:
+    """Inside a stage: wait until ``reached``, then a random extra delay of up to ``max_delay`` seconds."""
+
+    stage: str
+    command: str  # part of the stage's command line: the kill must find such a process running
+    reached: Callable[[Path], bool]
+    max_delay: float
+
+
+def demo_files_written(count: int) -> Callable[[Path], bool]:
+    """The demo corpus stage has written ``count`` WAV files into its unfinished (partial) folder."""
+    return lambda work: len(list(work.glob("data/.demo_corpus.*.partial/*/*/*/*.WAV"))) >= count
+
+
+def exists(pattern: str) -> Callable[[Path], bool]:
+    return lambda work: any(work.glob(pattern))
+
+
+def mid_epoch_checkpoint(min_batches: int) -> Callable[[Path], bool]:
+    """Training has written a checkpoint inside an epoch, after at least ``min_batches`` batches."""
+    def reached(work: Path) -> bool:
+        return any(int(p.stem.split("-")[3]) >= min_batches
+                   for p in work.glob("exp/ctc/checkpoints/epoch-*-batch-*.pt"))
+    return reached
+
+
+def kill_points(rng: random.Random) -> List[KillPoint]:
+    # The demo corpus has 90 utterances; training has about 20 batches an epoch (checkpoints every 2):
+    # the random thresholds stay well inside both, the delays well inside the other stages (each of which
+    # spends seconds importing torch/lhotse alone).
+    return [
+        KillPoint("demo corpus", "make_demo_corpus.py", demo_files_written(rng.randint(1, 60)), 0.0),
+        KillPoint("manifests", "prepare_timit.py", exists("logs/1_manifests.log"), 1.5),
+        KillPoint("features", "asrkit.features compute", exists("data/features/.feats_*.partial"), 0.3),
+        KillPoint("training", "asrkit.train", mid_epoch_checkpoint(rng.choice([2, 4, 6])), 0.05),
+        KillPoint("decoding", "asrkit.decode", exists("logs/5_decode_*.log"), 1.0),
+    ]
+
+
+@dataclass
+class Kill:
+    point: KillPoint
+    delay: float
+    running: List[str]  # command lines of the run's processes at the moment of the kill
+    checkpoints: List[str]  # exp/ctc/checkpoints/ at that moment
+    after_kill: subprocess.CompletedProcess  # run.sh started again, before unlocking
+    unlock: str  # the command it printed
+    second_run: Optional[subprocess.CompletedProcess] = None  # run.sh started while the run was working
+
+
+def checkpoint_names(work: Path) -> List[str]:
+    def order(p: Path):
+        parts = p.stem.split("-")
+        return int(parts[1]), int(parts[3]) if len(parts) == 4 else 10 ** 9
+    return [p.name for p in sorted((work / "exp/ctc/checkpoints").glob("epoch-*.pt"), key=order)]
+
+
+def kill_inside(recipe: Recipe, point: KillPoint, rng: random.Random, log: Path) -> Kill:
+    """Start the recipe (it resumes whatever the last kill interrupted), kill it inside ``point.stage``."""
+    process = recipe.start(log)
+    second_run = None
+    try:
+        wait_for(lambda: point.reached(recipe.work), process, log, f"reaching the {point.stage} stage")
+        if point.stage == "decoding":  # meanwhile, somebody starts a second run in the same folder
+            second_run = run_group(recipe.command(), timeout=60)
+        delay = rng.uniform(0, point.max_delay)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGSTOP)  # freeze everything to see where the kill lands
+        running, checkpoints = command_lines(process.pid), checkpoint_names(recipe.work)
+    finally:
+        kill_group(process)
+    after_kill = recipe.run(timeout=120)
+    printed = re.search(r"unlock it with: +(.+)", after_kill.stderr)
+    unlock = printed.group(1) if printed else ""
+    if unlock:
+        unlocked = run_group(["bash", "-c", unlock], timeout=120)  # the command exactly as printed
+        assert unlocked.returncode == 0, unlocked.stderr[-2000:]
+    return Kill(point, delay, running, checkpoints, after_kill, unlock, second_run)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The runs
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, config) -> Path:
+    """An uninterrupted run."""
+    work = tmp_path_factory.mktemp("reference")
+    result = Recipe(work, config).run()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return work
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory, config, reference) -> Dict:
+    """A run killed inside each long stage in turn, restarted after each kill, then run to the end."""
+    work = tmp_path_factory.mktemp("killed")
+    recipe, rng, log = Recipe(work, config), random.Random(SEED), work.parent / "killed-run.log"
+    kills = {point.stage: kill_inside(recipe, point, rng, log) for point in kill_points(rng)}
+    final = recipe.run()
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    return {"work": work, "kills": kills, "config": config}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Kills
+
+
+def test_each_kill_landed_inside_its_stage(killed):
+    for stage, kill in killed["kills"].items():
+        assert any(kill.point.command in line for line in kill.running), (
+            f"the kill at {kill.delay:.2f} s into the {stage} stage found none of its processes running: "
+            f"{kill.running}")
+    # training was killed between two mid-epoch checkpoints, so it must resume inside an epoch
+    newest = killed["kills"]["training"].checkpoints[-1]
+    assert re.fullmatch(r"epoch-\d+-batch-\d+\.pt", newest), killed["kills"]["training"].checkpoints
+
+
+def test_after_a_kill_run_sh_says_the_folder_is_locked_and_how_to_unlock(killed):
+    work = killed["work"]
+    for stage, kill in killed["kills"].items():
+        assert kill.after_kill.returncode == 1, (stage, kill.after_kill.stderr)
+        assert f"{work} is locked by an earlier run that did not finish" in kill.after_kill.stderr, stage
+        assert kill.unlock == f"{RUN_SH} --dir {work} -- --unlock", stage
+        assert "Traceback" not in kill.after_kill.stderr
+
+
+def test_a_second_run_in_the_same_folder_is_refused_while_one_works(killed):
+    second = killed["kills"]["decoding"].second_run
+    assert second.returncode == 1
+    assert f"run.sh: another run is working in {killed['work']}; wait for it to finish" in second.stderr
+    # and it started nothing: the first run was not disturbed (its results are checked against the reference)
+    assert "snakemake" not in second.stdout.lower() + second.stderr.lower()
+
+
+def test_demo_corpus_is_byte_identical(reference, killed):
+    assert file_bytes(killed["work"] / "data/demo_corpus") == file_bytes(reference / "data/demo_corpus")
+
+
+def test_manifests_and_features_are_identical(reference, killed):
+    work = killed["work"]
+    for manifest in sorted((reference / "data/manifests").glob("*.jsonl.gz")):
+        assert manifest_lines(work / "data/manifests" / manifest.name, work) == manifest_lines(manifest, reference)
+    for split in ("train", "dev", "test"):
+        name = f"data/features/cuts_{split}.jsonl.gz"
+        assert manifest_lines(work / name, work) == manifest_lines(reference / name, reference)
+        assert file_bytes(work / f"data/features/feats_{split}") == file_bytes(reference / f"data/features/feats_{split}")
+        resumed, straight = (CutSet.from_file(w / name) for w in (work, reference))
+        for cut in straight:
+            np.testing.assert_array_equal(load_features(resumed[cut.id], work), load_features(cut, reference))
+    stats, resumed_stats = (torch.load(w / "data/features/stats.pt", weights_only=True) for w in (reference, work))
+    for key in stats:
+        assert torch.equal(stats[key], resumed_stats[key]), key
+
+
+def test_training_resumed_mid_epoch_to_the_same_weights(reference, killed):
+    work = killed["work"]
+    newest = killed["kills"]["training"].checkpoints[-1]
+    assert f"resuming from exp/ctc/checkpoints/{newest}" in (work / "logs/4_train_ctc.log").read_text()
+    straight = load_checkpoint(reference / "exp/ctc/model.pt")["model"]
+    resumed = load_checkpoint(work / "exp/ctc/model.pt")["model"]
+    assert straight.keys() == resumed.keys()
+    for name, weights in straight.items():
+        assert torch.equal(weights, resumed[name]), name
+    # the loss curves too, all but the wall-clock seconds
+    assert history(work) == history(reference)
+
+
+def test_results_are_identical_but_for_the_real_time_factor(reference, killed):
+    assert results_without_rtf(killed["work"]) == results_without_rtf(reference)
+    for split in ("dev", "test"):
+        name = f"exp/ctc/decode_prefix_beam/hyps_{split}.txt"
+        assert (killed["work"] / name).read_text() == (reference / name).read_text()
+
+
+def test_no_partial_file_is_left_behind(reference, killed):
+    # A killed writer leaves its hidden .partial temporary; the next writer of the same output deletes it.
+    for work in (reference, killed["work"]):
+        left = [str(p.relative_to(work)) for p in work.rglob("*partial*") if ".snakemake" not in p.parts]
+        assert not left, left
+
+
+def test_resumed_run_is_complete(killed):
+    """Snakemake's records survived the kills: asked again, there is nothing left to do."""
+    dry = run_group(Recipe(killed["work"], killed["config"]).command("--", "--dry-run"), timeout=120)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What a changed setting reruns (dry runs on the finished reference)
+
+
+def planned(reference: Path, config: Path, tmp_path: Path, extra: str = "") -> set:
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config.read_text() + extra)
+    result = run_group(Recipe(reference, changed).command("--", "--dry-run"), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(PLAN.findall(result.stdout))
+
+
+def test_unchanged_config_plans_nothing(reference, config, tmp_path):
+    assert planned(reference, config, tmp_path) == set()
+
+
+def test_feature_setting_reruns_features_and_what_follows_only(reference, config, tmp_path):
+    plan = planned(reference, config, tmp_path, "features: {type: fbank, num_mel_bins: 23}\n")
+    assert {"features", "feature_stats", "train_ctc", "decode_ctc", "score_ctc", "results"} <= plan
+    assert not plan & {"demo_corpus", "manifests", "lang"}
+
+
+def test_model_setting_reruns_training_and_what_follows_only(reference, config, tmp_path):
+    plan = planned(reference, config, tmp_path, "model: {num_layers: 1, hidden_size: 12, stack_frames: 3}\n")
+    assert {"train_ctc", "decode_ctc", "score_ctc", "results", "training_curves"} <= plan
+    assert not plan & {"demo_corpus", "manifests", "features", "feature_stats", "lang"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Two runs started at once
+
+
+def test_two_runs_started_at_once_one_is_refused(tmp_path):
+    """Snakemake takes its lock only after building the plan, seconds after starting: run.sh must not let a
+    second run through in that time. (Dry runs: the same check, without running any stage.)"""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    recipe = Recipe(tmp_path / "work", config)
+    first = subprocess.Popen(recipe.command("--", "--dry-run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        second = run_group(recipe.command("--", "--dry-run"), timeout=120)
+        first_out, first_err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            kill_group(first)
+    outcomes = sorted([(first.returncode, first_err), (second.returncode, second.stderr)])
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
+    assert "another run is working in" in outcomes[1][1]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A write error while storing features
+
+FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
+#: run asrkit.features with a file size limit: writes past it fail with EFBIG, as on a full disk
+#: (root ignores permissions, so this is how a test can make a write fail)
+LIMITED = ("import resource, runpy, signal, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'asrkit.features'; "
+           "runpy.run_module('asrkit.features', run_name='__main__', alter_sys=True)")
+
+
+@pytest.mark.parametrize("num_jobs", [1, 2])
+def test_write_error_while_storing_features_replaces_nothing(tmp_path, num_jobs):
+    corpus = write_timit_skeleton(tmp_path / "corpus", num_train_speakers=2, num_other_test_speakers=0,
+                                  num_dev_speakers=1, num_test_speakers=1)
+    write_manifests(standard_sets(corpus), tmp_path / "manifests")
+    recordings, supervisions = (tmp_path / f"manifests/timit_{kind}_train.jsonl.gz"
+                                for kind in ("recordings", "supervisions"))
+    cuts, storage = tmp_path / "features/cuts_train.jsonl.gz", tmp_path / "features/feats_train"
+    compute_features(recordings, supervisions, cuts, storage, FEATURES)  # the earlier, good output
+    before = file_bytes(tmp_path / "features")
+    assert sum(map(len, before.values())) > 8192  # so that the 4 kB limit below cuts the new features short
+
+    result = subprocess.run(
+        [sys.executable, "-c", LIMITED.format(4096), "compute", "--recordings", str(recordings),
+         "--supervisions", str(supervisions), "--cuts", str(cuts), "--storage-dir", str(storage),
+         "--num-jobs", str(num_jobs), "--options", json.dumps({**FEATURES, "num_mel_bins": 80})],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0
+    assert f"error: could not write the features to {storage} and {cuts}: File too large" in result.stderr, \
+        result.stderr[-3000:]
+    assert "nothing was replaced" in result.stderr
+    assert file_bytes(tmp_path / "features") == before  # same files, same bytes, no temporaries left
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Helpers for comparing two runs
+
+
+def file_bytes(root: Path) -> Dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def manifest_lines(path: Path, work: Path) -> List[str]:
+    """A gzipped JSON-lines manifest as text (gzip headers carry a time stamp), the run's folder made neutral."""
+    with gzip.open(path, "rt") as f:
+        return f.read().replace(str(work.resolve()), "<work>").splitlines()
+
+
+def load_features(cut, work: Path) -> np.ndarray:
+    """Feature paths in the cut manifests are relative to the run's folder."""
+    cut.features.storage_path = str(work / cut.features.storage_path)
+    return cut.load_features()
+
+
+def history(work: Path) -> List[Dict]:
+    return [{k: v for k, v in epoch.items() if k != "seconds"}
+            for epoch in json.loads((work / "exp/ctc/history.json").read_text())]
+
+
+def results_without_rtf(work: Path) -> List[List[str]]:
+    rows = [line.split("|") for line in (work / "RESULTS.md").read_text().splitlines() if line.startswith("|")]
+    rtf = [cell.strip() for cell in rows[0]].index("RTF")
+    return [row[:rtf] + row[rtf + 1:] for row in rows]
+
