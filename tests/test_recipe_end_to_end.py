@@ -10,9 +10,11 @@ RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "timit" / "run.sh"
 
 TINY = """
 corpus_dir: null
-demo_corpus: {num_train_speakers: 12, num_dev_speakers: 2, num_test_speakers: 3}
-model: {num_layers: 2, hidden_size: 64, stack_frames: 3}
-training: {num_epochs: 8, max_duration: 30, optimizer: adam, lr: 0.003, weight_noise_std: 0.0}
+demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
+model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
+transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 15}
+phone_lm: {num_epochs: 3}
+training: {num_epochs: 8, max_duration: 30, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
 decoding: {beams: [4]}
 """
 
@@ -36,14 +38,17 @@ def finished_recipe(tmp_path_factory):
 def test_recipe_reaches_a_phone_error_rate(finished_recipe):
     work, _ = finished_recipe
     results = (work / "RESULTS.md").read_text()
-    rows = [line for line in results.splitlines() if line.startswith("| CTC")]
-    assert [row.split("|")[2].strip() for row in rows] == ["greedy", "prefix beam 4"]
-    report = (work / "exp/ctc/decode_greedy/per_test.txt").read_text()
-    per = float(re.match(r"%PER (\d+\.\d+) \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", report).group(1))
-    # an empty or constant output scores 100% or more; a model that learnt something scores far below
-    assert per < 70, report.splitlines()[0]
-    for png in ("exp/ctc/training.png", "exp/ctc/decode_greedy/confusion_test.png"):
-        assert (work / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in results.splitlines()
+            if line.startswith("| ") and "---" not in line and "model" not in line}
+    assert rows == {("CTC", "greedy"), ("CTC", "prefix beam 4")} | {
+        (model, decoding) for model in ("TRANS", "PRETRANS") for decoding in ("greedy", "beam 4", "modified beam 4")}
+    for model in ("ctc", "transducer", "pretrained_transducer"):
+        report = (work / f"exp/{model}/decode_greedy/per_test.txt").read_text()
+        per = float(re.match(r"%PER (\d+\.\d+) \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", report).group(1))
+        # an empty or constant output scores 100% or more; a model that learnt something scores far below
+        assert per < 70, (model, report.splitlines()[0])
+        assert (work / f"exp/{model}/training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "dev perplexity" in (work / "logs/5_phone_lm.log").read_text()
 
 
 def test_rerun_with_nothing_changed_does_nothing(finished_recipe):
