@@ -20,6 +20,7 @@ import torch
 
 from asrkit.model.decoder import LstmState
 from asrkit.model.transducer import Transducer
+from asrkit.prefix_trie import PrefixTrie
 
 
 @torch.no_grad()
@@ -225,30 +226,17 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     return [_best([(list(labels), score) for labels, (score, _) in beam_u.items()], length_norm) for beam_u in beams]
 
 
-class _PrefixTree:
+class _PrefixTree(PrefixTrie):
     """Label prefixes as trie nodes (node 0 is the empty prefix), with the decoder state of the nodes that
     have been expanded: projected output (J,) and LSTM state (L, 1, H) x 2."""
 
     def __init__(self, model: Transducer):
+        super().__init__()
         self.model = model
-        self.parent: List[int] = [-1]
-        self.token: List[int] = [-1]
-        self.depth: List[int] = [0]
-        self._children: Dict[Tuple[int, int], int] = {}
         start = torch.full((1, 1), model.decoder.blank_id, dtype=torch.long,
                            device=model.joiner.output_linear.weight.device)
         out, state = model.decoder(start)
         self.states: Dict[int, Tuple[torch.Tensor, LstmState]] = {0: (model.joiner.project_decoder(out[0, 0]), state)}
-
-    def child(self, node: int, token: int) -> int:
-        """The node of prefix ``node`` followed by ``token``, created on first use."""
-        key = (node, token)
-        if key not in self._children:
-            self._children[key] = len(self.parent)
-            self.parent.append(node)
-            self.token.append(token)
-            self.depth.append(self.depth[node] + 1)
-        return self._children[key]
 
     def extend(self, node: int, tokens: List[int]) -> Tuple[torch.Tensor, LstmState]:
         """Decoder outputs of ``node`` followed by each of ``tokens``, in one step: projected (K, J) and the
@@ -262,14 +250,6 @@ class _PrefixTree:
     def projected(self, nodes: List[int]) -> torch.Tensor:
         """(len(nodes), J) projected decoder outputs of nodes that have a state."""
         return torch.stack([self.states[node][0] for node in nodes])
-
-    def labels(self, node: int) -> List[int]:
-        labels = []
-        while node > 0:
-            labels.append(self.token[node])
-            node = self.parent[node]
-        return labels[::-1]
-
 
 class _FrameScorer:
     """log P(token | prefix) at one frame, as float64 arrays (V,), computed in batches.

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asrkit.prefix_trie import PrefixTrie
+
 
 def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0) -> List[List[int]]:
     """Best-path decoding of a padded batch.
@@ -67,7 +69,7 @@ def ctc_prefix_beam_search_nbest(
     top_scores, top_tokens = (x.numpy() for x in scores.topk(width, dim=-1))  # (T, width) each
     scores = scores.numpy()
 
-    trie = _PrefixTrie()
+    trie = PrefixTrie()
     # The beam as parallel arrays: trie node, last label (``vocab`` for the empty prefix) and the log
     # probabilities of the prefix's alignments ending in blank (pb) and in its last label (pnb).
     nodes = np.zeros(1, dtype=np.int64)
@@ -119,32 +121,6 @@ def ctc_prefix_beam_search_nbest(
     total = np.logaddexp(pb, pnb)
     order = np.argsort(-total, kind="stable")
     return [(trie.labels(int(nodes[i])), float(total[i])) for i in order]
-
-
-class _PrefixTrie:
-    """Label prefixes as nodes of a trie, so that equal prefixes share one node id (node 0 is empty)."""
-
-    def __init__(self) -> None:
-        self.parent: List[int] = [-1]
-        self.token: List[int] = [-1]
-        self._children: Dict[Tuple[int, int], int] = {}
-
-    def child(self, node: int, token: int) -> int:
-        """The node of prefix ``node`` followed by ``token``, created on first use."""
-        key = (node, token)
-        if key not in self._children:
-            self._children[key] = len(self.parent)
-            self.parent.append(node)
-            self.token.append(token)
-        return self._children[key]
-
-    def labels(self, node: int) -> List[int]:
-        """The label sequence of ``node``."""
-        labels = []
-        while node > 0:
-            labels.append(self.token[node])
-            node = self.parent[node]
-        return labels[::-1]
 
 
 def _check_batch(log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
