@@ -15,6 +15,14 @@ FAST_RNNT_VERSION=1.3
 PYBIND11_VERSION=3.0.4
 log() { echo "[install] $*" >&2; }
 
+# Nothing to do when this venv was set up by this very installer for this very pyproject.toml.
+STAMP="$VENV/.asrkit-installed"
+fingerprint=$(cat tools/install.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ]; then
+  log "up to date ($VENV)"
+  exit 0
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
@@ -35,6 +43,7 @@ build_wheel() {  # build_wheel NAME VERSION CMAKE_ENV_VAR EXTRA_CMAKE_ARGS MAKE_
   local name=$1 version=$2 cmake_var=$3 extra=$4 make_var=$5
   if ls "$CACHE"/${name}-${version}-*.whl >/dev/null 2>&1; then return; fi
   log "building $name $version from source (offline; a few minutes, once)"
+  $PIP install setuptools wheel cmake  # build tools for the source archive
   local work; work=$(mktemp -d)
   $PIP download --no-deps --no-binary :all: "pybind11==$PYBIND11_VERSION" -d "$work"
   tar xzf "$work/pybind11-$PYBIND11_VERSION.tar.gz" -C "$work"
@@ -49,11 +58,11 @@ build_wheel() {  # build_wheel NAME VERSION CMAKE_ENV_VAR EXTRA_CMAKE_ARGS MAKE_
   rm -rf "$work"
 }
 
-$PIP install setuptools wheel cmake  # build tools for the source archives, also when the venv is new
 build_wheel kaldifeat "$KALDIFEAT_VERSION" KALDIFEAT_CMAKE_ARGS "" KALDIFEAT_MAKE_ARGS
 build_wheel fast_rnnt "$FAST_RNNT_VERSION" FT_CMAKE_ARGS "-DFT_BUILD_TESTS=OFF -DFT_WITH_CUDA=OFF" FT_MAKE_ARGS
 $PIP install --no-deps "$CACHE"/kaldifeat-*.whl "$CACHE"/fast_rnnt-*.whl
 
 log "installing asrkit and its pinned dependencies"
 $PIP install -e ".[dev]"
+echo "$fingerprint" > "$STAMP"
 log "done: $($PY -c 'import torch, kaldifeat, fast_rnnt, lhotse; print("torch", torch.__version__, "kaldifeat", kaldifeat.__version__, "lhotse", lhotse.__version__)')"
