@@ -12,9 +12,11 @@ normalised; ``normalise`` applies the training set's mean and standard deviation
   themselves (greedy, beam) are Python loops over hypotheses and are not in the file.
 - Both: ``normalise(features (..., C)) -> (features - mean) / std``.
 
-T' = ceil(T / stack_frames). The file also holds ``asrkit.json`` (read it with
-``torch.jit.load(path, _extra_files={"asrkit.json": ""})``): the tokens (id order, blank first), the feature and
-model options, and the seconds per output frame.
+T' = ceil(T / stack_frames). Pad batches with zeros, as training did: with stack_frames > 1, the last step of
+an utterance also reads the padding frames after it (as :class:`asrkit.model.encoder.BiLstmEncoder` does).
+The file also holds ``asrkit.json`` (read it with ``torch.jit.load(path, _extra_files={"asrkit.json": ""})``):
+the model type, the tokens (id order, blank first), the feature options, the deltas window, the input
+dimension and the seconds per output frame.
 
 Peephole-LSTM encoders are exported too: their recurrence, an autograd Function in asrkit (which TorchScript
 cannot hold), is written here as plain tensor operations, the same equations as
@@ -129,20 +131,13 @@ def _encoder(encoder: BiLstmEncoder) -> nn.Module:
     return _PeepholeEncoder(encoder) if encoder.peephole else _LstmEncoder(encoder)
 
 
-class ExportedCtc(nn.Module):
-    """A CTC model for TorchScript: normalised features -> per-frame log-probabilities."""
+class _Normalising(nn.Module):
+    """The training set's feature statistics, and the method that applies them."""
 
-    def __init__(self, model: CtcModel, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()
-        self.encoder = _encoder(model.encoder)
-        self.output = model.output
         self.register_buffer("mean", mean.clone())
         self.register_buffer("std", std.clone())
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """features: (N, T, C) normalised, lengths: (N,) -> log-probs (N, T', V) and lengths (N,)."""
-        encoded, lengths = self.encoder(features, lengths)
-        return self.output(encoded).log_softmax(dim=-1), lengths
 
     @torch.jit.export
     def normalise(self, features: torch.Tensor) -> torch.Tensor:
@@ -150,24 +145,34 @@ class ExportedCtc(nn.Module):
         return (features - self.mean) / self.std
 
 
-class ExportedTransducer(nn.Module):
+class ExportedCtc(_Normalising):
+    """A CTC model for TorchScript: normalised features -> per-frame log-probabilities."""
+
+    def __init__(self, model: CtcModel, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__(mean, std)
+        self.encoder = _encoder(model.encoder)
+        self.output = model.output
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """features: (N, T, C) normalised, lengths: (N,) -> log-probs (N, T', V) and lengths (N,)."""
+        encoded, lengths = self.encoder(features, lengths)
+        return self.output(encoded).log_softmax(dim=-1), lengths
+
+
+class ExportedTransducer(_Normalising):
     """A transducer's encoder, prediction network (one step at a time) and joiner for TorchScript."""
 
-    blank_id: torch.jit.Final[int]
     num_layers: torch.jit.Final[int]
     hidden_size: torch.jit.Final[int]
 
     def __init__(self, model: Transducer, mean: torch.Tensor, std: torch.Tensor):
-        super().__init__()
+        super().__init__(mean, std)
         self.encoder = _encoder(model.encoder)
         self.embedding = model.decoder.embedding
         self.decoder_lstm = model.decoder.lstm
         self.joiner = model.joiner
-        self.blank_id = model.decoder.blank_id
         self.num_layers = model.decoder.lstm.num_layers
         self.hidden_size = model.decoder.lstm.hidden_size
-        self.register_buffer("mean", mean.clone())
-        self.register_buffer("std", std.clone())
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """features: (N, T, C) normalised, lengths: (N,) -> encoder output (N, T', E) and lengths (N,)."""
@@ -191,11 +196,6 @@ class ExportedTransducer(nn.Module):
         """encoder_out (N, E) and decoder_out (N, H) -> log-probabilities (N, V) of the next token."""
         return self.joiner(self.joiner.project_encoder(encoder_out),
                            self.joiner.project_decoder(decoder_out)).log_softmax(dim=-1)
-
-    @torch.jit.export
-    def normalise(self, features: torch.Tensor) -> torch.Tensor:
-        """(..., C) features with deltas -> the network's input, normalised with the training statistics."""
-        return (features - self.mean) / self.std
 
 
 def export_model(model: PathLike, output: PathLike) -> torch.jit.ScriptModule:

@@ -17,7 +17,8 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     Works for files and directories. The temporary name is hidden and says ``partial`` (``.cuts.1234.partial
     .jsonl.gz`` for ``cuts.jsonl.gz``), so an interrupted run never leaves anything that a later stage could
     mistake for a finished artifact; it keeps the suffixes, which libraries such as lhotse read the format from.
-    A killed writer cannot delete its temporary: the next writer of ``path`` does, once that process is gone.
+    A killed writer cannot delete its temporary: the next writer of ``path`` does, once that process is gone
+    (process ids are this machine's: two machines must not write the same output at once).
     An existing directory is moved aside before the new one takes its place, never deleted first, so that a
     failure at that point cannot lose it.
     """

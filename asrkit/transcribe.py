@@ -8,7 +8,8 @@ averaged into one, and other rates are resampled to 16 kHz with lhotse's band-li
 A phone's time is the start of the encoder frame at which it was emitted (frames are 10 ms times the
 encoder's ``stack_frames``): on the search's own path for greedy search, and on the most probable
 alignment of the found phone sequence (Viterbi) for the beam searches, which sum over alignments and so
-have no single path of their own.
+have no single path of their own (for modified beam search, among the alignments it searches: one label per
+frame at most).
 """
 
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import soundfile
 import torch
 from lhotse.augmentation.resample import Resample
 
-from asrkit.checkpoint import Model, build_model, load_checkpoint, load_weights, model_options
+from asrkit.checkpoint import Model, load_checkpoint, load_model, model_options
 from asrkit.decode import METHODS, search
 from asrkit.features import expand_features, feature_options, input_dim, make_extractor
 from asrkit.lang import TokenTable
@@ -34,6 +35,8 @@ AudioInput = Union[PathLike, Waveform]
 
 SAMPLING_RATE = 16000  # the rate the features were computed at in training
 FRAME_SHIFT = 0.01  # seconds between feature frames (kaldifeat's default, used by the recipe)
+#: what asrkit.train stores in a model.pt beside the weights, all needed here
+CHECKPOINT_KEYS = ("model", "model_options", "input_dim", "vocab_size", "tokens", "feature_options", "stats")
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ def to_model_rate(samples: Union[np.ndarray, torch.Tensor], rate: int, source: s
 
 @lru_cache(maxsize=8)
 def _resampler(rate: int) -> Resample:
-    # lhotse's copy of torchaudio's resampler: needs neither torchaudio nor scipy, which
-    # ``Recording.resample`` falls back to and this environment lacks.
+    # lhotse's copy of torchaudio's resampler, used directly: ``Recording.resample`` would call torchaudio or,
+    # without it, scipy, and asrkit installs neither.
     return Resample(rate, SAMPLING_RATE)
 
 
@@ -124,7 +127,7 @@ def greedy_path(model: Model, features: torch.Tensor) -> GreedyPath:
         log_probs = model(x, lens)[0][0]  # (T', V)
         best = log_probs.argmax(dim=-1)
         previous = torch.nn.functional.pad(best[:-1], (1, 0), value=-1)
-        frames = torch.nonzero((best != 0) & (best != previous)).squeeze(1)
+        frames = torch.nonzero((best != 0) & (best != previous)).squeeze(1)  # CTC's blank is token 0
         return GreedyPath(best[frames].tolist(), frames.tolist(), log_probs, None)
     blank = model.decoder.blank_id
     encoder_proj = model.joiner.project_encoder(model.encoder(x, lens)[0][0])  # (T', J)
@@ -145,10 +148,12 @@ def greedy_path(model: Model, features: torch.Tensor) -> GreedyPath:
 
 
 @torch.no_grad()
-def best_path_frames(model: Model, features: torch.Tensor, tokens: List[int]) -> List[int]:
+def best_path_frames(model: Model, features: torch.Tensor, tokens: List[int], one_label_per_frame: bool = False
+                     ) -> List[int]:
     """The encoder frame of each token on the most probable alignment of ``tokens`` with the utterance.
 
     features: (T, C) normalised network input; tokens: label ids (no blank) that can be aligned with it.
+    one_label_per_frame: transducers only, see :func:`transducer_best_path_frames`.
     """
     x, lens = features.unsqueeze(0), torch.tensor([features.size(0)])
     if isinstance(model, CtcModel):
@@ -160,7 +165,7 @@ def best_path_frames(model: Model, features: torch.Tensor, tokens: List[int]) ->
                              ).log_softmax(dim=-1).double()  # (T', U + 1, V)
     labels = torch.tensor(tokens, dtype=torch.long)
     label_log_probs = log_probs[:, :-1].gather(2, labels.view(1, -1, 1).expand(log_probs.size(0), -1, 1))[..., 0]
-    return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy())
+    return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy(), one_label_per_frame)
 
 
 def ctc_best_path_frames(log_probs: np.ndarray, tokens: List[int], blank: int = 0) -> List[int]:
@@ -196,29 +201,40 @@ def ctc_best_path_frames(log_probs: np.ndarray, tokens: List[int], blank: int = 
     return [int(np.argmax(path == 2 * k + 1)) for k in range(len(tokens))]
 
 
-def transducer_best_path_frames(blank_log_probs: np.ndarray, label_log_probs: np.ndarray) -> List[int]:
+def transducer_best_path_frames(blank_log_probs: np.ndarray, label_log_probs: np.ndarray,
+                                one_label_per_frame: bool = False) -> List[int]:
     """Transducer Viterbi alignment: the frame at which each label is emitted on the most probable path.
 
     blank_log_probs: (T, U + 1) log P(blank) at frame t after u labels; label_log_probs: (T, U) log P(label
-    u + 1) there. A path starts at (0, 0), moves to the next frame by blank and to the next label within the
-    frame by that label, and ends with blank at (T - 1, U).
+    u + 1) there. Paths start at frame 0 with no label. In the transducer's own lattice (Graves 2012, and his
+    beam search) a label keeps the frame and blank moves to the next, the last frame ending with blank.
+    ``one_label_per_frame`` is the lattice of greedy and modified beam search instead: every frame emits
+    exactly one token, blank or a label, and moves to the next.
     """
     num_frames, num_positions = blank_log_probs.shape
-    alpha = np.full((num_frames, num_positions), -np.inf)
-    by_label = np.zeros((num_frames, num_positions), dtype=bool)  # the best way in was a label (else blank)
-    for t in range(num_frames):
+    # alpha[t, u]: the best log probability of arriving at frame t (t = T: the end) with u labels emitted
+    alpha = np.full((num_frames + 1, num_positions), -np.inf)
+    by_label = np.zeros((num_frames + 1, num_positions), dtype=bool)  # the best way in was a label (else blank)
+    alpha[0, 0] = 0.0
+    for t in range(num_frames + 1):
         for u in range(num_positions):
             if t == u == 0:
-                alpha[t, u] = 0.0
                 continue
             from_blank = alpha[t - 1, u] + blank_log_probs[t - 1, u] if t > 0 else -np.inf
-            from_label = alpha[t, u - 1] + label_log_probs[t, u - 1] if u > 0 else -np.inf
+            if one_label_per_frame:
+                from_label = alpha[t - 1, u - 1] + label_log_probs[t - 1, u - 1] if t > 0 and u > 0 else -np.inf
+            else:
+                from_label = alpha[t, u - 1] + label_log_probs[t, u - 1] if 0 < u and t < num_frames else -np.inf
             by_label[t, u] = from_label > from_blank
             alpha[t, u] = max(from_blank, from_label)
+    if not np.isfinite(alpha[num_frames, num_positions - 1]):
+        raise ValueError(f"{num_positions - 1} labels cannot be aligned with {num_frames} frames")
     frames = [0] * (num_positions - 1)
-    t, u = num_frames - 1, num_positions - 1
+    t, u = num_frames, num_positions - 1
     while t > 0 or u > 0:
         if by_label[t, u]:
+            if one_label_per_frame:
+                t -= 1  # the label took up frame t - 1
             frames[u - 1] = t
             u -= 1
         else:
@@ -236,16 +252,19 @@ class Transcriber:
     def __init__(self, model: PathLike, method: str = "greedy", beam: int = 10):
         self.model_path = resolve_model_path(model)
         checkpoint = load_checkpoint(self.model_path)
+        missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
+        if missing:
+            raise ValueError(f"{self.model_path}: not an acoustic model of the training stage (it lacks "
+                             f"{', '.join(missing)})")
         self.model_type = model_options(checkpoint["model_options"])["type"]
         if method not in METHODS[self.model_type]:
             raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with "
                              f"{', '.join(METHODS[self.model_type])}, not {method!r}")
         self.method, self.beam = method, beam
         self.input_dim = checkpoint["input_dim"]  # the network's input: static features, with deltas if trained so
-        self.model = build_model(checkpoint["model_options"], self.input_dim, checkpoint["vocab_size"])
-        load_weights(self.model, checkpoint["model"], self.model_path)
-        self.model.eval()
+        self.model = load_model(self.model_path)
         self.tokens = TokenTable(checkpoint["tokens"])
+        self.num_phones = checkpoint["num_phones"]
         self.feature_options = feature_options(checkpoint["feature_options"])
         self.extractor = make_extractor(self.feature_options)
         self.mean, self.std = checkpoint["stats"]["mean"], checkpoint["stats"]["std"]
@@ -267,10 +286,11 @@ class Transcriber:
 
     def static_features(self, samples: torch.Tensor, source: str) -> torch.Tensor:
         """(S,) samples at 16 kHz -> (T, D) static features, as the feature stage computes them."""
-        features = self.extractor.extract(samples, SAMPLING_RATE)
-        if features.shape[0] == 0:
-            raise ValueError(f"{source}: too short for one feature frame ({samples.numel()} samples at 16 kHz)")
-        return features
+        window = round(self.extractor.config.frame_opts.frame_length * SAMPLING_RATE)
+        if samples.numel() < window:  # kaldifeat fails on less than one window instead of saying so
+            raise ValueError(f"{source}: {samples.numel() / SAMPLING_RATE * 1000:.1f} ms of audio, shorter than "
+                             f"one {window / SAMPLING_RATE * 1000:.0f} ms feature window")
+        return self.extractor.extract(samples, SAMPLING_RATE)
 
     def network_input(self, static: torch.Tensor) -> torch.Tensor:
         """(T, D) static features -> (T, C) the network's input: deltas (if trained with them), normalised.
@@ -284,6 +304,7 @@ class Transcriber:
         return [self.transcribe_one(audio, index) for index, audio in enumerate(inputs)]
 
     def transcribe_one(self, audio: AudioInput, index: int = 0) -> Transcript:
+        """The transcript of one file or (samples, rate) waveform; ``index`` names a waveform in messages."""
         samples, source = self.load_audio(audio, index)
         features = self.network_input(self.static_features(samples, source))  # (T, C)
         if self.method == "greedy":
@@ -293,6 +314,8 @@ class Transcriber:
             with torch.no_grad():
                 tokens = search(self.model, self.method, self.beam, features.unsqueeze(0),
                                 torch.tensor([features.size(0)]))[0]
-            frames = best_path_frames(self.model, features, tokens)
-        return Transcript(source, self.tokens.decode(tokens), [f * self.frame_shift for f in frames],
+            frames = best_path_frames(self.model, features, tokens,
+                                      one_label_per_frame=self.method == "modified_beam")
+        # frame starts are whole milliseconds: rounding only removes the float products' noise
+        return Transcript(source, self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames],
                           samples.numel() / SAMPLING_RATE)

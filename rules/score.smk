@@ -82,6 +82,18 @@ rule training_curves:
         "{PY} -m asrkit.score curves --history {input} --output {output} 2>&1 | tee {log}"
 
 
+rule sensitivity:
+    input:
+        model="exp/{model}/model.pt",
+        cuts="data/features/cuts_test.jsonl.gz",
+    output:
+        "exp/{model}/sensitivity.png",
+    log:
+        "logs/9_sensitivity_{model}.log",
+    shell:
+        "{PY} -m asrkit.cli sensitivity --model {input.model} --cuts {input.cuts} --output {output} 2>&1 | tee {log}"
+
+
 rule results:
     input:
         decoded("exp/{model}/decode_{decoding}/summary_{split}.json"),
@@ -105,7 +117,7 @@ rule stage_9:
         touch(stage_done(9)),
     input:
         rules.results.output,
-        [f"exp/{model}/training.png" for model in MODELS],
+        [f"exp/{model}/{plot}.png" for model in MODELS for plot in ("training", "sensitivity")],
         decoded(rules.score.output.report),
 
 

@@ -7,14 +7,12 @@ problems are tested in test_prepare_timit.py and config mistakes in test_config.
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 import soundfile
 import torch
@@ -22,6 +20,7 @@ from lhotse import CutSet
 
 from asrkit.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
+from test_faults import kill_group, run_group
 from timit_skeleton import write_timit_skeleton
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,36 +145,6 @@ decoding: {{ctc: [greedy], beams: [1], splits: [test]}}
 """
 
 
-def run_group(command, timeout):
-    """Run in a session of its own; on timeout kill the whole process group so that no job survives."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except BaseException:
-        kill_group(process)
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def kill_group(process):
-    members = [process.pid]
-    try:
-        members += [p.pid for p in psutil.Process(process.pid).children(recursive=True)]
-    except psutil.Error:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for pid in members:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=60)
-
-
 def test_recipe_runs_with_spaces_in_the_corpus_and_run_paths(tmp_path, monkeypatch):
     corpus = small_corpus(tmp_path / "my corpora" / "TIMIT copy", num_train_speakers=4)
     work = tmp_path / "my runs" / "run 1"
@@ -189,15 +158,16 @@ def test_recipe_runs_with_spaces_in_the_corpus_and_run_paths(tmp_path, monkeypat
         first = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
-        while not (work / "logs/1_manifests.log").exists() and first.poll() is None and time.monotonic() < deadline:
+        while not (work / "logs/1_manifests.log").exists():
+            assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(0.02)
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
     finally:
         kill_group(first)
     locked = run_group(command, timeout=60)
-    assert locked.returncode == 1
+    assert locked.returncode == 1, locked.stderr
     unlock = re.search(r"unlock it with: +(.+)", locked.stderr).group(1)
-    assert run_group(["bash", "-c", unlock], timeout=120).returncode == 0
+    unlocked = run_group(["bash", "-c", unlock], timeout=120)
+    assert unlocked.returncode == 0, unlocked.stderr[-2000:]
 
     result = run_group(command, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -38,6 +38,9 @@ class BiLstmEncoder(nn.Module):
         """x: (N, T, C) features, x_lens: (N,) -> (N, T', 2 * hidden_size) and (N,) with T' = ceil(T / stack)."""
         if self.stack_frames > 1:
             n, t, c = x.shape
+            # An utterance's last stacked step may reach into padding: make that padding zero, whatever the
+            # caller padded with, so that a batch gives the same output as each utterance alone.
+            x = x.masked_fill(torch.arange(t, device=x.device)[None, :, None] >= x_lens.to(x.device)[:, None, None], 0.0)
             pad = (-t) % self.stack_frames
             x = nn.functional.pad(x, (0, 0, 0, pad)).reshape(n, (t + pad) // self.stack_frames, c * self.stack_frames)
         lens = self.output_lengths(x_lens)

@@ -1,0 +1,123 @@
+"""asrkit: use a trained model (the model.pt of a recipe's experiment directory, e.g. exp/ctc).
+
+  asrkit transcribe --model exp/ctc a.wav b.flac      phones with the time each was emitted
+  asrkit export --model exp/ctc --output ctc.ts       TorchScript model
+  asrkit sensitivity --model exp/ctc --audio a.wav --phone iy --output iy.png
+                                                      input-sensitivity figure (Graves et al. 2013, Fig. 4)
+
+Run ``asrkit <command> --help`` for each command's options and output.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from asrkit.decode import METHODS
+from asrkit.export import export_model
+from asrkit.sensitivity import plot_sensitivity
+from asrkit.transcribe import Transcriber
+
+TRANSCRIBE_HELP = """\
+Prints one line per file, Kaldi-style (the key, then the hypothesis), the two fields separated by a tab:
+
+  <file><TAB><phone>@<start> <phone>@<start> ...
+
+e.g. "a.wav<TAB>h#@0.00 sh@0.15 iy@0.27 h#@0.90": each phone (the model's training phone set) with the start, in
+seconds from the beginning of the file, of the encoder frame at which the model emitted it (frames are 10 ms
+times the model's stack_frames). Greedy search reports the frames of its own path; the beam searches report
+those of the most probable alignment of the phones they found. A file with no phones gives "<file><TAB>".
+
+Audio: anything soundfile reads (wav, flac, NIST sphere, ...), at any sampling rate (resampled to 16 kHz);
+several channels are averaged into one. A file that cannot be read is reported on stderr as
+"error: <file>: <reason>"; the other files are still transcribed and the exit status is 1.
+"""
+
+SENSITIVITY_HELP = """\
+Draws d log P(phone) / d input features at the frame where the model first emits the phone on its greedy
+path, with respect to the static features (before deltas and normalisation), as in Graves, Mohamed &
+Hinton 2013, Fig. 4; panels: the static features, the sensitivity, the reference phone segmentation (cuts
+with a phone alignment) and the model's per-frame outputs. Prints the emitting frame and the greedy output.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asrkit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    model_help = "model.pt, or the experiment directory holding it (e.g. recipes/timit/exp/ctc)"
+
+    command = commands.add_parser("transcribe", help="phones with times, one line per audio file",
+                                  description=TRANSCRIBE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--model", type=Path, required=True, help=model_help)
+    command.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
+                         help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
+    command.add_argument("--beam", type=int, default=10, help="beam width of the beam searches (default 10)")
+    command.add_argument("audio", nargs="+", type=Path, help="audio files")
+
+    command = commands.add_parser("export", help="write a TorchScript model",
+                                  description="Writes a TorchScript file. CTC: the whole model, normalised "
+                                              "features -> log-probabilities; transducer: the encoder as forward, "
+                                              "plus initial_state, decoder_step and joint. Both: normalise. See "
+                                              "asrkit/export.py for the signatures and the metadata it holds.")
+    command.add_argument("--model", type=Path, required=True, help=model_help)
+    command.add_argument("--output", type=Path, required=True, help="the .ts file to write")
+
+    command = commands.add_parser("sensitivity", help="input-sensitivity figure of one phone (PNG)",
+                                  description=SENSITIVITY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--model", type=Path, required=True, help=model_help)
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--audio", type=Path, help="an audio file")
+    source.add_argument("--cuts", type=Path, help="a cut manifest with features")
+    command.add_argument("--utt", help="the cut id in --cuts (default: its first cut)")
+    command.add_argument("--phone", help="a phone of the model's phone set (default: the first phone the model "
+                                          "emits that is not silence or a closure)")
+    command.add_argument("--output", type=Path, required=True, help="the PNG file to write")
+    return parser
+
+
+def transcribe(args: argparse.Namespace) -> int:
+    """Print a line per file; report unreadable files on stderr and go on. Returns the exit status."""
+    transcriber = Transcriber(args.model, args.method, args.beam)
+    status = 0
+    for path in args.audio:
+        try:
+            transcript = transcriber.transcribe_one(path)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            status = 1
+            continue
+        print(f"{path}\t{transcript.format()}", flush=True)
+    return status
+
+
+def export(args: argparse.Namespace) -> int:
+    export_model(args.model, args.output)
+    print(f"{args.model} -> {args.output}")
+    return 0
+
+
+def sensitivity(args: argparse.Namespace) -> int:
+    result = plot_sensitivity(args.model, args.phone, args.output, audio=args.audio, cuts=args.cuts, utt=args.utt)
+    print(f"{args.output}: d log P({result.phone} at {result.time:.2f} s, encoder frame {result.frame}) "
+          f"/ d static features of {result.source}; greedy output: {' '.join(result.emitted)}")
+    return 0
+
+
+COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sensitivity" and (args.cuts is None) != (args.utt is None):
+        parser.error("sensitivity: --cuts and --utt go together")
+    try:
+        status = COMMANDS[args.command](args)
+    except ValueError as e:  # bad models, audio, cuts or phones: the message names the file or the phone
+        sys.exit(f"error: {e}")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()
