@@ -110,8 +110,8 @@ COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivi
 def main(argv: Optional[List[str]] = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sensitivity" and (args.cuts is None) != (args.utt is None):
-        parser.error("sensitivity: --cuts and --utt go together")
+    if args.command == "sensitivity" and args.utt is not None and args.cuts is None:
+        parser.error("sensitivity: --utt needs --cuts")
     try:
         status = COMMANDS[args.command](args)
     except ValueError as e:  # bad models, audio, cuts or phones: the message names the file or the phone

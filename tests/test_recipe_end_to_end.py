@@ -12,9 +12,9 @@ TINY = """
 corpus_dir: null
 demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
 model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
-transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 15}
-phone_lm: {num_epochs: 3}
-training: {num_epochs: 8, max_duration: 30, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
+transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
+phone_lm: {num_epochs: 5}
+training: {num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
 decoding: {beams: [4]}
 """
 
