@@ -8,8 +8,11 @@ import pytest
 
 RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "timit" / "run.sh"
 
+# CTC and PRETRANS (which trains the phone LM and starts from the CTC encoder) cover every stage; TRANS is
+# the same code as PRETRANS without the initialisation, and would double the test's time.
 TINY = """
 corpus_dir: null
+models: [ctc, pretrained_transducer]
 demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
 model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
 transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
@@ -41,8 +44,8 @@ def test_recipe_reaches_a_phone_error_rate(finished_recipe):
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in results.splitlines()
             if line.startswith("| ") and "---" not in line and "model" not in line}
     assert rows == {("CTC", "greedy"), ("CTC", "prefix beam 4")} | {
-        (model, decoding) for model in ("TRANS", "PRETRANS") for decoding in ("greedy", "beam 4", "modified beam 4")}
-    for model in ("ctc", "transducer", "pretrained_transducer"):
+        ("PRETRANS", decoding) for decoding in ("greedy", "beam 4", "modified beam 4")}
+    for model in ("ctc", "pretrained_transducer"):
         report = (work / f"exp/{model}/decode_greedy/per_test.txt").read_text()
         per = float(re.match(r"%PER (\d+\.\d+) \[ \d+ / \d+, \d+ ins, \d+ del, \d+ sub \]", report).group(1))
         # an empty or constant output scores 100% or more; a model that learnt something scores far below
