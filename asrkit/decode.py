@@ -103,7 +103,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [decode] %(message)s")
-    cuts = CutSet.from_file(args.cuts).to_eager()
+    cuts = CutSet.from_file(args.cuts)  # lhotse reads an empty manifest as None
+    cuts = cuts.to_eager() if cuts is not None else CutSet()
     if len(cuts) == 0:
         raise SystemExit(f"error: {args.cuts}: no utterances to decode")
     torch.set_num_threads(1)  # decoding jobs run side by side, one per core

@@ -91,6 +91,16 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
                        transcriber.tokens.decode(path.tokens))
 
 
+def first_cut_with_speech(transcriber: Transcriber, cuts: PathLike) -> str:
+    """The id of the first cut on which the model emits a phone other than silence (a weak model may emit
+    only silence on some utterances; the figure needs a phone)."""
+    for cut in CutSet.from_file(cuts):
+        path = greedy_path(transcriber.model, transcriber.network_input(torch.from_numpy(cut.load_features())))
+        if any(fold([p], transcriber.num_phones, 39)[0] != "sil" for p in transcriber.tokens.decode(path.tokens)):
+            return cut.id
+    raise ValueError(f"{cuts}: the model emits nothing but silence on every utterance")
+
+
 def load_cut(cuts: PathLike, utt: str, static_dim: int) -> Tuple[torch.Tensor, List[Segment]]:
     """The stored static features (T, D) of cut ``utt`` and its reference phone segments (none without a
     phone alignment)."""
@@ -127,7 +137,7 @@ def plot_sensitivity(model: PathLike, phone: Optional[str], output: PathLike, *,
         samples, source = transcriber.load_audio(audio)
         static, segments = transcriber.static_features(samples, source), []
     else:
-        utt = utt if utt is not None else next(iter(CutSet.from_file(cuts))).id
+        utt = utt if utt is not None else first_cut_with_speech(transcriber, cuts)
         static, segments = load_cut(cuts, utt, transcriber.static_dim)
         source = utt
     result = input_sensitivity(transcriber, static, phone, source)

@@ -200,9 +200,11 @@ def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
 
 
 def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
-          options: Dict[str, Any]) -> None:
+          options: Dict[str, Any], run_options: Optional[Dict[str, Any]] = None) -> None:
     """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped (mid-epoch too)."""
-    training = {**DEFAULT_TRAINING_OPTIONS, **options["training"]}
+    # run_options (loader workers, checkpoint frequency and count) do not change the model: they are not
+    # part of the checkpoints' fingerprint below
+    training = {**DEFAULT_TRAINING_OPTIONS, **options["training"], **(run_options or {})}
     seed, num_phones = options["seed"], options["data"]["phone_set"]
     init = options.get("init", {})
     # Checkpoints are resumable only under the same options and the same pretrained parts.
@@ -312,6 +314,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--options", type=json.loads, required=True,
                         help="JSON with the config's seed, data, features, model (with its type: ctc or "
                              "transducer), training and, for transducers, transducer sections")
+    parser.add_argument("--run-options", type=json.loads, default={},
+                        help="JSON with training settings that do not change the model: num_workers, "
+                             "checkpoint_every_batches, keep_last_checkpoints")
     parser.add_argument("--init-encoder", help="start the encoder from this CTC model.pt (PRETRANS)")
     parser.add_argument("--init-decoder", help="start the prediction network from this phone LM model.pt")
     parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
@@ -322,7 +327,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_num_threads(args.num_threads)
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
-    train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, {**args.options, "init": init})
+    train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, {**args.options, "init": init},
+          args.run_options)
 
 
 if __name__ == "__main__":

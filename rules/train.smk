@@ -7,10 +7,14 @@ TRAIN_INPUTS = {
     "stats": "data/features/stats.pt",
     "tokens": "data/lang/tokens.txt",
 }
+# How a run trains, not what it trains: kept out of the params (and of the checkpoints' fingerprint), so that
+# changing them neither retrains nor discards checkpoints. Resuming is exact, so they cannot change the model.
+RUN_ONLY_KEYS = ("num_workers", "checkpoint_every_batches", "keep_last_checkpoints")
+RUN_OPTIONS = json.dumps({k: v for k, v in config["training"].items() if k in RUN_ONLY_KEYS}, sort_keys=True)
 TRAIN_SHELL = (
     "{PY} -m asrkit.train --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
-    " --tokens {input.tokens} --exp-dir exp/{wildcards.model} --options {params.options:q} --num-threads {threads}"
-    " {params.init} 2>&1 | tee {log}"
+    " --tokens {input.tokens} --exp-dir exp/{wildcards.model} --options {params.options:q}"
+    " --run-options {RUN_OPTIONS:q} --num-threads {threads} {params.init} 2>&1 | tee {log}"
 )
 
 
@@ -24,9 +28,14 @@ def model_options(model_type):
 
 
 def training_options(model_type):
-    sections = {s: config[s] for s in ("seed", "data", "features", "training")}
-    return json.dumps({**sections, "model": model_options(model_type), "transducer": config.get("transducer", {})},
-                      sort_keys=True)
+    """What shapes the trained model: a change reruns the training (and resumes no stale checkpoint)."""
+    options = {s: config[s] for s in ("seed", "features")}
+    options["data"] = {"phone_set": config["data"]["phone_set"]}
+    options["training"] = {k: v for k, v in config["training"].items() if k not in RUN_ONLY_KEYS}
+    options["model"] = model_options(model_type)
+    if model_type == "transducer":
+        options["transducer"] = config.get("transducer", {})
+    return json.dumps(options, sort_keys=True)
 
 
 rule train_ctc:
@@ -56,7 +65,8 @@ rule phone_lm:
         model="exp/phone_lm/model.pt",
         history="exp/phone_lm/history.json",
     params:
-        options=json.dumps({"seed": config["seed"], "data": config["data"], "model": model_options("transducer"),
+        options=json.dumps({"seed": config["seed"], "data": {"phone_set": config["data"]["phone_set"]},
+                            "model": model_options("transducer"),
                             "phone_lm": config.get("phone_lm", {})}, sort_keys=True),
     log:
         "logs/5_phone_lm.log",

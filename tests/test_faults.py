@@ -417,14 +417,10 @@ def test_model_setting_reruns_training_and_what_follows_only(reference, config, 
     assert not plan & {"demo_corpus", "manifests", "features", "feature_stats", "lang"}
 
 
-@pytest.mark.xfail(strict=True, reason="rules/train.smk (training_options) passes the transducer section to "
-                                       "CTC training too: a transducer loss setting retrains CTC")
 def test_transducer_setting_does_not_retrain_ctc(reference, config, tmp_path):
     assert planned(reference, config, tmp_path, "transducer: {prune_range: 4}\n") == set()  # models: [ctc]
 
 
-@pytest.mark.xfail(strict=True, reason="the whole training section is a param of train_ctc and part of the "
-                                       "checkpoints' options digest: how often to checkpoint retrains from scratch")
 def test_checkpoint_frequency_does_not_retrain(reference, config, tmp_path):
     # resuming is exact, so where the checkpoints fall cannot change the model
     assert planned(reference, config, tmp_path, "training: {checkpoint_every_batches: 3}\n") == set()
