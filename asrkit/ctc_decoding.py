@@ -5,7 +5,7 @@ collapsed. Prefix beam search sums over all alignments of a label sequence, so i
 is more probable than the one read off the single best path.
 """
 
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch

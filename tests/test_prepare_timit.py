@@ -5,7 +5,7 @@ import pytest
 import soundfile
 
 from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets, write_manifests
-from timit_skeleton import NUM_SAMPLES, write_timit_skeleton, write_utterance
+from timit_skeleton import NUM_SAMPLES, write_timit_skeleton
 
 
 @pytest.fixture(scope="module")
