@@ -18,6 +18,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 import torch
 
+from asrkit.ctc_decoding import check_padded_batch
 from asrkit.model.decoder import LstmState
 from asrkit.model.transducer import Transducer
 from asrkit.prefix_trie import PrefixTrie
@@ -31,7 +32,7 @@ def greedy_search_batch(model: Transducer, encoder_out: torch.Tensor, encoder_le
 
     encoder_out: (N, T, C), encoder_lens: (N,) -> N label-id lists.
     """
-    _check_encoder_batch(encoder_out, encoder_lens)
+    check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     blank = model.decoder.blank_id
     n = encoder_out.size(0)
     encoder_proj = model.joiner.project_encoder(encoder_out)  # (N, T, J)
@@ -62,7 +63,7 @@ def beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torc
     the highest log P(y | x) / |y| (``length_norm``, as in Graves 2012; the empty sequence counts as length 1)
     or the highest log P(y | x).
     """
-    _check_encoder_batch(encoder_out, encoder_lens)
+    check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     return [_best(beam_search_nbest(model, encoder_out[u, : int(encoder_lens[u])], beam, max_symbols_per_frame),
                   length_norm)
             for u in range(encoder_out.size(0))]
@@ -161,7 +162,7 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     the best of the final beam, by log probability divided by the length (``length_norm``; empty counts as 1)
     or by log probability. ``beam=1`` gives :func:`greedy_search_batch`'s result.
     """
-    _check_encoder_batch(encoder_out, encoder_lens)
+    check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     if beam < 1:
         raise ValueError(f"beam must be at least 1, got {beam}")
     blank = model.decoder.blank_id
@@ -345,12 +346,3 @@ def _best(hypotheses: List[Tuple[List[int], float]], length_norm: bool) -> List[
         return score / max(1, len(labels)) if length_norm else score
 
     return max(hypotheses, key=rank)[0]
-
-
-def _check_encoder_batch(encoder_out: torch.Tensor, encoder_lens: torch.Tensor) -> None:
-    if encoder_out.dim() != 3:
-        raise ValueError(f"encoder_out must be (N, T, C), got shape {tuple(encoder_out.shape)}")
-    if encoder_lens.shape != (encoder_out.size(0),):
-        raise ValueError(f"encoder_lens must be ({encoder_out.size(0)},), got shape {tuple(encoder_lens.shape)}")
-    if len(encoder_lens) and (int(encoder_lens.min()) < 0 or int(encoder_lens.max()) > encoder_out.size(1)):
-        raise ValueError(f"encoder_lens must lie in [0, {encoder_out.size(1)}], got {encoder_lens.tolist()}")

@@ -21,7 +21,7 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     lengths: (N,) number of valid frames of each utterance; frames at or beyond it are ignored.
     Returns N label-id lists: per-frame argmax, repeats collapsed, blanks removed.
     """
-    _check_batch(log_probs, lengths)
+    check_padded_batch(log_probs, lengths)
     best = log_probs.argmax(dim=-1)  # (N, T)
     frames = torch.arange(best.size(1), device=best.device)
     valid = frames.unsqueeze(0) < lengths.to(best.device).unsqueeze(1)  # (N, T)
@@ -40,7 +40,7 @@ def ctc_prefix_beam_search(
     beam: number of prefixes kept after each frame; per frame only the ``min(beam, V)`` most probable tokens
         are tried as extensions. ``beam=1`` reproduces :func:`ctc_greedy_search`.
     """
-    _check_batch(log_probs, lengths)
+    check_padded_batch(log_probs, lengths)
     return [
         ctc_prefix_beam_search_nbest(log_probs[n, : int(lengths[n])], beam, blank)[0][0]
         for n in range(log_probs.size(0))
@@ -123,10 +123,13 @@ def ctc_prefix_beam_search_nbest(
     return [(trie.labels(int(nodes[i])), float(total[i])) for i in order]
 
 
-def _check_batch(log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
-    if log_probs.dim() != 3:
-        raise ValueError(f"log_probs must be (N, T, V), got shape {tuple(log_probs.shape)}")
-    if lengths.shape != (log_probs.size(0),):
-        raise ValueError(f"lengths must be ({log_probs.size(0)},), got shape {tuple(lengths.shape)}")
-    if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > log_probs.size(1)):
-        raise ValueError(f"lengths must lie in [0, {log_probs.size(1)}], got {lengths.tolist()}")
+def check_padded_batch(values: torch.Tensor, lengths: torch.Tensor, names: str = "log_probs, lengths",
+                       dims: str = "N, T, V") -> None:
+    """Check a padded batch (N, T, ...) and its lengths (N,) in [0, T]; errors use the caller's names."""
+    values_name, lengths_name = names.split(", ")
+    if values.dim() != 3:
+        raise ValueError(f"{values_name} must be ({dims}), got shape {tuple(values.shape)}")
+    if lengths.shape != (values.size(0),):
+        raise ValueError(f"{lengths_name} must be ({values.size(0)},), got shape {tuple(lengths.shape)}")
+    if len(lengths) and (int(lengths.min()) < 0 or int(lengths.max()) > values.size(1)):
+        raise ValueError(f"{lengths_name} must lie in [0, {values.size(1)}], got {lengths.tolist()}")
