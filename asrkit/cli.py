@@ -1,20 +1,27 @@
-"""asrkit: use a trained model (the model.pt of a recipe's experiment directory, e.g. exp/ctc).
+"""asrkit: use a trained model (the model.pt of a recipe's experiment directory, e.g. exp/ctc), or move a
+corpus between asrkit's manifests and Kaldi data directories.
 
   asrkit transcribe --model exp/ctc a.wav b.flac      phones with the time each was emitted
   asrkit export --model exp/ctc --output ctc.ts       TorchScript model
   asrkit sensitivity --model exp/ctc --audio a.wav --phone iy --output iy.png
                                                       input-sensitivity figure (Graves et al. 2013, Fig. 4)
+  asrkit kaldi-export --recordings R --supervisions S --out-dir data/kaldi/train
+                                                      a split's manifests -> Kaldi data directory
+  asrkit kaldi-import --data-dir data/kaldi/train --split train
+                                                      Kaldi data directory -> data/manifests/timit_*_train.jsonl.gz
 
 Run ``asrkit <command> --help`` for each command's options and output.
 """
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 from asrkit.decode import METHODS
 from asrkit.export import export_model
+from asrkit.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
 from asrkit.sensitivity import plot_sensitivity
 from asrkit.transcribe import Transcriber
 
@@ -38,6 +45,21 @@ Draws d log P(phone) / d input features at the frame where the model first emits
 path, with respect to the static features (before deltas and normalisation), as in Graves, Mohamed &
 Hinton 2013, Fig. 4; panels: the static features, the sensitivity, the reference phone segmentation (cuts
 with a phone alignment) and the model's per-frame outputs. Prints the emitting frame and the greedy output.
+"""
+
+KALDI_EXPORT_HELP = """\
+Writes wav.scp, text, utt2spk, spk2utt (sorted, C locale, as Kaldi's utils/fix_data_dir.sh leaves them),
+spk2gender, reco2dur, utt2dur, utt2gender and utt2lang (when every utterance has one), and segments only when
+the utterances are not whole recordings. Audio that is not a RIFF WAV file (TIMIT's NIST SPHERE) is read
+through "sox ... |". The directory is replaced as a whole. See docs/kaldi_data.md.
+"""
+
+KALDI_IMPORT_HELP = """\
+Reads wav.scp, text, utt2spk and, when present, segments, spk2gender, utt2lang, spk2utt (checked against
+utt2spk), reco2dur (with --use-reco2dur); feats.scp is ignored. wav.scp may hold "command |" pipes. Checks
+everything first and stops at the first problem with its file and line; then writes
+<output-dir>/<prefix>_{recordings,supervisions}_<split>.jsonl.gz, which a recipe's stage 2 reads.
+See docs/kaldi_data.md.
 """
 
 
@@ -73,6 +95,34 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--phone", help="a phone of the model's phone set (default: the first phone the model "
                                           "emits that is not silence or a closure)")
     command.add_argument("--output", type=Path, required=True, help="the PNG file to write")
+
+    command = commands.add_parser("kaldi-export", help="a split's manifests -> Kaldi data directory",
+                                  description=KALDI_EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--recordings", type=Path, required=True, help="recordings manifest (.jsonl.gz)")
+    command.add_argument("--supervisions", type=Path, required=True, help="supervisions manifest (.jsonl.gz)")
+    command.add_argument("--out-dir", type=Path, required=True, help="the Kaldi data directory to write (replaced)")
+    command.add_argument("--text-from", choices=TEXT_SOURCES, default="text",
+                         help="what the text file holds: the supervisions' text (default), or their phone "
+                              "alignment (TIMIT)")
+    command.add_argument("--phone-set", type=int, choices=[60, 48, 39], default=48,
+                         help="with --text-from phones: TIMIT's 60 phones folded to this set (default 48, as in "
+                              "Kaldi's egs/timit)")
+    command.add_argument("--prefix-speaker", action="store_true",
+                         help="put the speaker id in front of each utterance id, which Kaldi's sort order needs "
+                              "when the ids do not start with it (default: ids unchanged)")
+
+    command = commands.add_parser("kaldi-import", help="Kaldi data directory -> a split's manifests",
+                                  description=KALDI_IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    command.add_argument("--data-dir", type=Path, required=True, help="the Kaldi data directory")
+    command.add_argument("--split", required=True, help="the split in the manifest names (train, dev, test)")
+    command.add_argument("--prefix", default="timit", help="the recipe in the manifest names (default timit)")
+    command.add_argument("--output-dir", type=Path, default=Path("data/manifests"),
+                         help="where the manifests go (default data/manifests, a recipe's)")
+    command.add_argument("--sampling-rate", type=int, default=16000, help="of the audio (default 16000)")
+    command.add_argument("--use-reco2dur", action="store_true",
+                         help="take the durations from reco2dur instead of reading every recording (faster; "
+                              "unreadable audio is then found only when features are computed; default: read)")
+    command.add_argument("--num-jobs", type=int, default=1, help="processes reading audio (default 1)")
     return parser
 
 
@@ -104,7 +154,20 @@ def sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity}
+def kaldi_export(args: argparse.Namespace) -> int:
+    export_kaldi_data_dir(args.recordings, args.supervisions, args.out_dir, args.text_from, args.phone_set,
+                          args.prefix_speaker)
+    return 0
+
+
+def kaldi_import(args: argparse.Namespace) -> int:
+    import_kaldi_data_dir(args.data_dir, args.sampling_rate, args.output_dir, args.prefix, args.split,
+                          args.use_reco2dur, args.num_jobs)
+    return 0
+
+
+COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity, "kaldi-export": kaldi_export,
+            "kaldi-import": kaldi_import}
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -112,6 +175,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "sensitivity" and args.utt is not None and args.cuts is None:
         parser.error("sensitivity: --utt needs --cuts")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [asrkit] %(message)s")
     try:
         status = COMMANDS[args.command](args)
     except ValueError as e:  # bad models, audio, cuts or phones: the message names the file or the phone
