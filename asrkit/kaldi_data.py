@@ -170,7 +170,7 @@ def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: Pa
     found when features are computed). feats.scp is not read. Returns the two manifest paths.
     """
     data_dir = Path(data_dir)
-    tables = check_kaldi_data_dir(data_dir)
+    tables = check_kaldi_data_dir(data_dir, use_reco2dur)
     if (data_dir / "feats.scp").is_file():
         logging.info(f"{data_dir}/feats.scp: not used (asrkit computes its own features from the audio)")
     try:
@@ -204,14 +204,13 @@ Table = Dict[str, Tuple[str, int]]  # key -> (value, line number)
 
 
 def read_kaldi_table(path: Path, min_fields: int = 2) -> Table:
-    """A Kaldi text table (``key value...`` lines) as key -> (value, line); malformed lines and repeated keys
-    raise :class:`KaldiDataError` naming ``path:line``. ``min_fields=1`` allows a key alone (empty text)."""
+    """A Kaldi text table (``key value...`` lines) as key -> (value, line); malformed lines (blank ones too:
+    lhotse fails on them) and repeated keys raise :class:`KaldiDataError` naming ``path:line``.
+    ``min_fields=1`` allows a key alone (an empty text)."""
     table: Table = {}
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
         fields = line.split(maxsplit=1)
-        if len(fields) < min_fields:
+        if len(fields) < min_fields or not fields:
             raise KaldiDataError(f"{path}:{number}: expected '<key> <value>', got {line!r}")
         if fields[0] in table:
             raise KaldiDataError(f"{path}:{number}: {fields[0]} repeated (first on line {table[fields[0]][1]})")
@@ -219,7 +218,7 @@ def read_kaldi_table(path: Path, min_fields: int = 2) -> Table:
     return table
 
 
-def check_kaldi_data_dir(data_dir: Path) -> Dict[str, Table]:
+def check_kaldi_data_dir(data_dir: Path, use_reco2dur: bool = False) -> Dict[str, Table]:
     """Check the files lhotse will read (all but the audio); return them as tables by file name."""
     if not data_dir.is_dir():
         raise KaldiDataError(f"{data_dir}: no such directory")
@@ -230,6 +229,8 @@ def check_kaldi_data_dir(data_dir: Path) -> Dict[str, Table]:
     tables = {"wav.scp": read_kaldi_table(wav_scp)}
     if not tables["wav.scp"]:
         raise KaldiDataError(f"{wav_scp}: no recordings")
+    if use_reco2dur:
+        _check_reco2dur(data_dir / "reco2dur", tables["wav.scp"])
     for name in ("text", "utt2spk"):
         if not (data_dir / name).is_file():
             raise KaldiDataError(f"{data_dir / name}: missing (asrkit needs the {name} of every utterance)")
@@ -244,7 +245,9 @@ def check_kaldi_data_dir(data_dir: Path) -> Dict[str, Table]:
         raise KaldiDataError(f"{where}: no utterances")
     for name in ("text", "utt2spk", "utt2lang"):  # utt2lang is optional; the others were checked above
         if (data_dir / name).is_file():
-            tables[name] = read_kaldi_table(data_dir / name, min_fields=1 if name == "text" else 2)
+            # lhotse reads an empty text (a key alone) only with a segments file
+            min_fields = 1 if name == "text" and "segments" in tables else 2
+            tables[name] = read_kaldi_table(data_dir / name, min_fields)
             _check_same_utterances(data_dir / name, tables[name], utterances, where)
     speakers = {speaker for speaker, _ in tables["utt2spk"].values()}
     if (data_dir / "spk2gender").is_file():
@@ -262,6 +265,23 @@ def check_kaldi_data_dir(data_dir: Path) -> Dict[str, Table]:
                 raise KaldiDataError(f"{data_dir / 'spk2utt'}: speaker {speaker} does not have the utterances "
                                      f"utt2spk gives it (run Kaldi's utils/fix_data_dir.sh)")
     return tables
+
+
+def _check_reco2dur(path: Path, recordings: Table) -> None:
+    if not path.is_file():
+        raise KaldiDataError(f"{path}: missing (--use-reco2dur needs it)")
+    durations = read_kaldi_table(path)
+    for recording, (value, number) in durations.items():
+        if recording not in recordings:
+            raise KaldiDataError(f"{path}:{number}: recording {recording} is not in wav.scp")
+        try:
+            if float(value) <= 0:
+                raise ValueError
+        except ValueError:
+            raise KaldiDataError(f"{path}:{number}: expected a positive duration in seconds, got {value!r}") from None
+    missing = [recording for recording in recordings if recording not in durations]
+    if missing:
+        raise KaldiDataError(f"{path}: no line for recording {missing[0]} (wav.scp:{recordings[missing[0]][1]})")
 
 
 def _check_segments(path: Path, segments: Table, recordings: Table) -> None:

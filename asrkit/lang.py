@@ -56,6 +56,10 @@ class TokenTable:
 
 def supervision_phones(supervision: SupervisionSegment, num_phones: int) -> List[str]:
     """The phone sequence of an utterance in the training phone set (60 labels, or folded to 48)."""
+    if not supervision.alignment or "phone" not in supervision.alignment:
+        raise ValueError(f"utterance {supervision.id} has no phone alignment: training and scoring read the 60 "
+                         f"TIMIT phones of a supervision's alignment (manifests imported from a Kaldi data "
+                         f"directory have text only)")
     phones = [item.symbol for item in supervision.alignment["phone"]]
     return fold(phones, 60, num_phones) if num_phones != 60 else phones
 

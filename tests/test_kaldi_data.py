@@ -11,6 +11,7 @@ from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from asrkit.cli import main
 from asrkit.features import compute_features
 from asrkit.kaldi_data import KaldiDataError, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.lang import supervision_phones
 from prepare_timit import standard_sets, write_manifests
 from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton
 
@@ -102,6 +103,8 @@ def test_imported_pipe_and_segments_feed_the_feature_stage(tmp_path):
         "s1-recA-b": ("recA", 0.5, 0.5, "again", "s1"),  # -1: to the end of the recording
         "s2-recB": ("recB", 0.1, 0.5, "", "s2"),
     }
+    with pytest.raises(ValueError, match="utterance s1-recA-a has no phone alignment"):  # training says why
+        supervision_phones(SupervisionSet.from_file(sup_path)[0], 60)
     cuts = compute_features(rec_path, sup_path, tmp_path / "cuts.jsonl.gz", tmp_path / "feats", {})
     assert {c.recording_id: c.load_features().shape[0] for c in cuts} == {"recA": 100, "recB": 60}  # 10 ms frames
 
@@ -141,6 +144,29 @@ def test_timit_export_with_phone_text(timit_manifests, tmp_path):
     assert set(dict(kaldi_table(tmp_path / "words" / "text")).values()) == {"See."}
 
 
+def test_prefix_speaker_for_kaldi_sort_order_and_paths_with_spaces(tmp_path, caplog):
+    (tmp_path / "my corpus").mkdir()
+    recordings = RecordingSet.from_recordings(
+        Recording.from_file(write_wav(tmp_path / "my corpus" / f"{rid}.wav", 0.5, seed), recording_id=rid)
+        for seed, rid in enumerate(["u1", "u2"]))
+    supervisions = SupervisionSet.from_segments(
+        SupervisionSegment(rid, rid, 0.0, 0.5, text="x", speaker=spk) for rid, spk in [("u1", "zed"), ("u2", "amy")])
+    paths = tmp_path / "r.jsonl.gz", tmp_path / "s.jsonl.gz"
+    recordings.to_file(paths[0])
+    supervisions.to_file(paths[1])
+    export_kaldi_data_dir(*paths, tmp_path / "as_is")
+    assert "validate_data_dir.sh will refuse the directory (use --prefix-speaker)" in caplog.text
+    assert dict(kaldi_table(tmp_path / "as_is" / "wav.scp"))["u1"] == f"sox '{tmp_path}/my corpus/u1.wav' -t wav - |"
+    assert not (tmp_path / "as_is" / "spk2gender").exists()  # no genders known
+    caplog.clear()
+    counts = export_kaldi_data_dir(*paths, tmp_path / "prefixed", prefix_speaker=True)
+    assert counts["segments"] == 1 and "validate_data_dir" not in caplog.text
+    assert kaldi_table(tmp_path / "prefixed" / "utt2spk") == [("amy-u2", "amy"), ("zed-u1", "zed")]
+    _, sup_path = import_kaldi_data_dir(tmp_path / "prefixed", RATE, tmp_path / "manifests", "timit", "train")
+    assert summary(SupervisionSet.from_file(sup_path)) == {"amy-u2": ("u2", 0.0, 0.5, "x", "amy"),
+                                                           "zed-u1": ("u1", 0.0, 0.5, "x", "zed")}
+
+
 def test_phone_text_needs_a_phone_alignment(tiny_corpus, tmp_path):
     with pytest.raises(KaldiDataError, match=rf"{tiny_corpus[1]}: supervision spkA-r1-0 has no phone alignment"):
         export_kaldi_data_dir(*tiny_corpus, tmp_path / "out", text_from="phones")
@@ -162,6 +188,8 @@ def good_kaldi_dir(tmp_path: Path) -> Path:
     (lambda d: (d / "wav.scp").unlink(), r"data/wav.scp: missing \(a Kaldi data directory needs wav.scp"),
     (lambda d: [p.unlink() for p in d.iterdir()], r"data/wav.scp: missing .*found nothing"),
     (lambda d: (d / "text").write_text("s1-a one\ns2-b two\ns3-c three\n"), r"data/text:3: utterance s3-c is not in wav.scp"),
+    (lambda d: (d / "text").write_text("s1-a one\ns2-b\n"), r"data/text:2: expected '<key> <value>', got 's2-b'"),
+    (lambda d: (d / "utt2spk").write_text("s1-a s1\n\ns2-b s2\n"), r"data/utt2spk:2: expected '<key> <value>', got ''"),
     (lambda d: (d / "text").write_text("s1-a one\n"), r"data/text: no line for utterance s2-b \(.*data/wav.scp:2\)"),
     (lambda d: (d / "utt2spk").write_text("s1-a s1\ns1-a s2\n"), r"data/utt2spk:2: s1-a repeated \(first on line 1\)"),
     (lambda d: (d / "utt2spk").write_text("s1-a\ns2-b s2\n"), r"data/utt2spk:1: expected '<key> <value>', got 's1-a'"),
@@ -177,10 +205,31 @@ def good_kaldi_dir(tmp_path: Path) -> Path:
 ])
 def test_bad_kaldi_dirs_are_named(tmp_path, damage, problem):
     data = good_kaldi_dir(tmp_path)
+    import_kaldi_data_dir(data, RATE, tmp_path / "good", "timit", "train")  # undamaged, it imports
     damage(data)
     with pytest.raises(KaldiDataError, match=problem):
         import_kaldi_data_dir(data, RATE, tmp_path / "manifests", "timit", "train")
     assert not (tmp_path / "manifests").exists() or not any((tmp_path / "manifests").iterdir())
+
+
+@pytest.mark.parametrize("reco2dur,problem", [
+    (None, r"data/reco2dur: missing \(--use-reco2dur needs it\)"),
+    ("s1-a 0.5\n", r"data/reco2dur: no line for recording s2-b \(wav.scp:2\)"),
+    ("s1-a 0.5\ns2-b half\n", r"data/reco2dur:2: expected a positive duration in seconds, got 'half'"),
+])
+def test_bad_reco2dur_is_named(tmp_path, reco2dur, problem):
+    data = good_kaldi_dir(tmp_path)
+    if reco2dur is not None:
+        (data / "reco2dur").write_text(reco2dur)
+    with pytest.raises(KaldiDataError, match=problem):
+        import_kaldi_data_dir(data, RATE, tmp_path / "manifests", "timit", "train", use_reco2dur=True)
+
+
+def test_reco2dur_is_trusted_when_asked(tmp_path):
+    data = good_kaldi_dir(tmp_path)
+    (data / "reco2dur").write_text("s1-a 0.25\ns2-b 0.5\n")  # a.wav holds 0.5 s: reco2dur wins
+    rec_path, _ = import_kaldi_data_dir(data, RATE, tmp_path / "manifests", "timit", "train", use_reco2dur=True)
+    assert {r.id: r.duration for r in RecordingSet.from_file(rec_path)} == {"s1-a": 0.25, "s2-b": 0.5}
 
 
 def test_cli_round_trip_and_error(tiny_corpus, tmp_path, monkeypatch, caplog):
