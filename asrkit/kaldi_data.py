@@ -1,12 +1,13 @@
 """Kaldi data directories <-> asrkit's lhotse manifests, through lhotse's own ``lhotse.kaldi`` code.
 
-Commands: ``asrkit kaldi-export`` and ``asrkit kaldi-import`` (asrkit/cli.py; docs/kaldi_data.md). Export writes wav.scp, text, utt2spk, spk2utt,
-spk2gender, reco2dur, utt2dur (and utt2gender, utt2lang when every utterance has one); ``segments`` only when
-the utterances are not whole recordings (lhotse's ``export_to_kaldi`` always writes it: we remove it when every
-utterance is exactly its recording, as in Kaldi's egs/timit). Import reads wav.scp, segments, text, utt2spk,
-spk2gender, utt2lang and (with ``use_reco2dur``) reco2dur; it checks the directory first and names the file
-and line of each problem, because lhotse either raises a bare KeyError/AssertionError or drops what it cannot
-read with only a warning.
+Commands: ``asrkit kaldi-export`` and ``asrkit kaldi-import`` (asrkit/cli.py; docs/kaldi_data.md).
+
+Export writes wav.scp, text, utt2spk, spk2utt, spk2gender, reco2dur, utt2dur (and utt2gender, utt2lang when
+every utterance has one); ``segments`` only when the utterances are not whole recordings (lhotse's
+``export_to_kaldi`` always writes it: we remove it when every utterance is exactly its recording, as in Kaldi's
+egs/timit). Import reads wav.scp, segments, text, utt2spk, spk2gender, utt2lang and (with ``use_reco2dur``)
+reco2dur; it checks the directory first and names the file and line of each problem, because lhotse either
+raises a bare KeyError/AssertionError or drops what it cannot read with only a warning.
 """
 
 import logging
@@ -94,6 +95,8 @@ def export_kaldi_data_dir(recordings_manifest: PathLike, supervisions_manifest: 
 
 def _with_kaldi_text(supervision, text_from: str, phone_set: int, manifest: PathLike):
     """The supervision with the text Kaldi's ``text`` file will hold (one line: no newlines)."""
+    if supervision.speaker is None:
+        raise KaldiDataError(f"{manifest}: supervision {supervision.id} has no speaker (Kaldi's utt2spk needs one)")
     if text_from == "phones":
         if not supervision.alignment or "phone" not in supervision.alignment:
             raise KaldiDataError(f"{manifest}: supervision {supervision.id} has no phone alignment "
@@ -186,7 +189,7 @@ def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: Pa
         _check_segments_inside_recordings(data_dir / "segments", tables["segments"], supervisions, recordings)
     try:
         validate_recordings_and_supervisions(recordings, supervisions)
-    except AssertionError as e:  # e.g. a segment past the end of its recording
+    except AssertionError as e:  # lhotse's own checks, after ours: should not happen, but say where if it does
         raise KaldiDataError(f"{data_dir}: {e}") from None
     paths = []
     for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
@@ -325,7 +328,12 @@ def _audio_problem(source: str) -> Optional[str]:
     try:
         return None if get_duration(source) is not None else "the command gives no readable mono audio"
     except Exception as e:
-        return f"{type(e).__name__}: {e}"
+        lhotse_reason = " ".join(str(e).split())
+    try:  # libsndfile says in one line what is wrong; lhotse lists every backend it tried
+        soundfile.info(source)
+    except Exception as e:
+        return str(e)
+    return lhotse_reason
 
 
 def _raise_unreadable_audio(data_dir: Path, wav_scp: Table, num_jobs: int) -> None:

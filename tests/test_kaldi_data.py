@@ -167,9 +167,28 @@ def test_prefix_speaker_for_kaldi_sort_order_and_paths_with_spaces(tmp_path, cap
                                                            "zed-u1": ("u1", 0.0, 0.5, "x", "zed")}
 
 
-def test_phone_text_needs_a_phone_alignment(tiny_corpus, tmp_path):
-    with pytest.raises(KaldiDataError, match=rf"{tiny_corpus[1]}: supervision spkA-r1-0 has no phone alignment"):
+def test_bad_manifests_are_named_and_export_nothing(tiny_corpus, tmp_path):
+    recordings_path, supervisions_path = tiny_corpus
+    with pytest.raises(KaldiDataError, match=rf"{supervisions_path}: supervision spkA-r1-0 has no phone alignment"):
         export_kaldi_data_dir(*tiny_corpus, tmp_path / "out", text_from="phones")
+    supervisions = SupervisionSet.from_file(supervisions_path).to_eager()
+    no_text = tmp_path / "no_text.jsonl.gz"
+    SupervisionSet.from_segments([s for s in supervisions if s.id != "spkB-r3"] + [
+        SupervisionSegment("spkB-r3", "spkB-r3", 0.0, 0.75, speaker="spkB")]).to_file(no_text)
+    with pytest.raises(KaldiDataError, match=rf"{no_text}: supervision spkB-r3 has no text"):
+        export_kaldi_data_dir(recordings_path, no_text, tmp_path / "out")
+    SupervisionSet.from_segments([SupervisionSegment("spkA-r2", "spkA-r2", 0.0, 0.5, text="x")]).to_file(no_text)
+    with pytest.raises(KaldiDataError, match=rf"{no_text}: supervision spkA-r2 has no speaker"):
+        export_kaldi_data_dir(recordings_path, no_text, tmp_path / "out")
+    orphan = tmp_path / "orphan.jsonl.gz"
+    SupervisionSet.from_segments([SupervisionSegment("u", "nowhere", 0, 0.5, text="x", speaker="x")]).to_file(orphan)
+    with pytest.raises(KaldiDataError, match=rf"{recordings_path}, {orphan}: inconsistent manifests \(Supervision u "
+                                             rf"references non-existent recording nowhere\)"):
+        export_kaldi_data_dir(recordings_path, orphan, tmp_path / "out")
+    (tmp_path / "spkA-r2.wav").write_text("not audio")
+    with pytest.raises(KaldiDataError, match=rf"{tmp_path}/spkA-r2.wav: unreadable audio of recording spkA-r2 "
+                                             rf"\(Error opening .*Format not recognised"):
+        export_kaldi_data_dir(recordings_path, supervisions_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -184,29 +203,46 @@ def good_kaldi_dir(tmp_path: Path) -> Path:
     return data
 
 
-@pytest.mark.parametrize("damage,problem", [
-    (lambda d: (d / "wav.scp").unlink(), r"data/wav.scp: missing \(a Kaldi data directory needs wav.scp"),
-    (lambda d: [p.unlink() for p in d.iterdir()], r"data/wav.scp: missing .*found nothing"),
-    (lambda d: (d / "text").write_text("s1-a one\ns2-b two\ns3-c three\n"), r"data/text:3: utterance s3-c is not in wav.scp"),
-    (lambda d: (d / "text").write_text("s1-a one\ns2-b\n"), r"data/text:2: expected '<key> <value>', got 's2-b'"),
-    (lambda d: (d / "utt2spk").write_text("s1-a s1\n\ns2-b s2\n"), r"data/utt2spk:2: expected '<key> <value>', got ''"),
-    (lambda d: (d / "text").write_text("s1-a one\n"), r"data/text: no line for utterance s2-b \(.*data/wav.scp:2\)"),
-    (lambda d: (d / "utt2spk").write_text("s1-a s1\ns1-a s2\n"), r"data/utt2spk:2: s1-a repeated \(first on line 1\)"),
-    (lambda d: (d / "utt2spk").write_text("s1-a\ns2-b s2\n"), r"data/utt2spk:1: expected '<key> <value>', got 's1-a'"),
-    (lambda d: (d / "segments").write_text("s1-a s1-a 0 0.2\ns2-b zz 0 0.3\n"), r"data/segments:2: recording zz is not in wav.scp"),
-    (lambda d: (d / "segments").write_text("s1-a s1-a 0 0.2\ns2-b s2-b 0.3\n"), r"data/segments:2: expected '<utterance> <recording> <start> <end>'"),
-    (lambda d: (d / "segments").write_text("s1-a s1-a 0 0.2\ns2-b s2-b 0 9.0\n"), r"data/segments:2: segment s2-b ends at 9.0 s, past the end of recording s2-b \(0.5 s\)"),
-    (lambda d: (d / "spk2utt").write_text("s1 s1-a s2-b\n"), r"data/spk2utt: speaker s1 does not have the utterances utt2spk gives it"),
-    (lambda d: (d / "spk2gender").write_text("s1 f\n"), r"data/spk2gender: no line for speaker s2"),
-    (lambda d: (d.parent / "b.wav").write_text("not audio"), r"data/wav.scp:2: unreadable audio '.*b.wav'"),
-    (lambda d: (d / "wav.scp").write_text(f"s1-a {d.parent / 'a.wav'}\ns2-b sox {d.parent / 'gone.wav'} -t wav - |\n"),
-     r"data/wav.scp:2: unreadable audio 'sox .*gone.wav -t wav - \|'"),
-    (lambda d: soundfile.write(str(d.parent / "b.wav"), np.zeros(800), 8000), r"data/wav.scp:2: .*b.wav: sample rate 8000 Hz, expected 16000"),
+def write_8khz_b_wav(data: Path) -> None:
+    soundfile.write(str(data.parent / "b.wav"), np.zeros(800), 8000)
+
+
+SEGMENT_1 = "s1-a s1-a 0 0.2\n"
+
+
+@pytest.mark.parametrize("path,content,problem", [  # content None: delete path; a function: call it on data/
+    ("data/wav.scp", None, r"data/wav.scp: missing \(a Kaldi data directory needs wav.scp"),
+    ("data", lambda d: [p.unlink() for p in d.iterdir()], r"data/wav.scp: missing .*found nothing"),
+    ("data/text", None, r"data/text: missing \(asrkit needs the text of every utterance\)"),
+    ("data/text", "s1-a one\ns2-b two\ns3-c three\n", r"data/text:3: utterance s3-c is not in wav.scp"),
+    ("data/text", "s1-a one\ns2-b\n", r"data/text:2: expected '<key> <value>', got 's2-b'"),
+    ("data/text", "s1-a one\n", r"data/text: no line for utterance s2-b \(.*data/wav.scp:2\)"),
+    ("data/utt2spk", "s1-a s1\n\ns2-b s2\n", r"data/utt2spk:2: expected '<key> <value>', got ''"),
+    ("data/utt2spk", "s1-a s1\ns1-a s2\n", r"data/utt2spk:2: s1-a repeated \(first on line 1\)"),
+    ("data/utt2spk", "s1-a\ns2-b s2\n", r"data/utt2spk:1: expected '<key> <value>', got 's1-a'"),
+    ("data/segments", SEGMENT_1 + "s2-b zz 0 0.3\n", r"data/segments:2: recording zz is not in wav.scp"),
+    ("data/segments", SEGMENT_1 + "s2-b s2-b 0.3\n",
+     r"data/segments:2: expected '<utterance> <recording> <start> <end>'"),
+    ("data/segments", SEGMENT_1 + "s2-b s2-b 0.4 0.2\n",
+     r"data/segments:2: segment s2-b from 0.4 to 0.2 s is empty or negative"),
+    ("data/segments", SEGMENT_1 + "s2-b s2-b 0 9.0\n",
+     r"data/segments:2: segment s2-b ends at 9.0 s, past the end of recording s2-b \(0.5 s\)"),
+    ("data/spk2utt", "s1 s1-a s2-b\n", r"data/spk2utt: speaker s1 does not have the utterances utt2spk gives it"),
+    ("data/spk2gender", "s1 f\n", r"data/spk2gender: no line for speaker s2"),
+    ("b.wav", "not audio", r"data/wav.scp:2: unreadable audio '.*b.wav' \(Error opening .*Format not recognised"),
+    ("data/wav.scp", "s1-a {tmp}/a.wav\ns2-b sox {tmp}/gone.wav -t wav - |\n",
+     r"data/wav.scp:2: unreadable audio 'sox .*gone.wav -t wav - \|' \(the command gives no readable mono audio"),
+    ("b.wav", write_8khz_b_wav, r"data/wav.scp:2: .*b.wav: sample rate 8000 Hz, expected 16000"),
 ])
-def test_bad_kaldi_dirs_are_named(tmp_path, damage, problem):
+def test_bad_kaldi_dirs_are_named(tmp_path, path, content, problem):
     data = good_kaldi_dir(tmp_path)
     import_kaldi_data_dir(data, RATE, tmp_path / "good", "timit", "train")  # undamaged, it imports
-    damage(data)
+    if content is None:
+        (tmp_path / path).unlink()
+    elif callable(content):
+        content(data)
+    else:
+        (tmp_path / path).write_text(content.format(tmp=tmp_path))
     with pytest.raises(KaldiDataError, match=problem):
         import_kaldi_data_dir(data, RATE, tmp_path / "manifests", "timit", "train")
     assert not (tmp_path / "manifests").exists() or not any((tmp_path / "manifests").iterdir())
