@@ -5,7 +5,11 @@ lhotse's ``LilcomChunkyWriter`` next to a cut manifest per split. Deltas, delta-
 mean/variance normalisation (statistics from the training set) are applied when batches are built: they
 cost little and keep the stored features three times smaller.
 
-Run as ``python -m asrkit.features compute|stats ...``; the recipe's Snakemake rules do.
+A split can be computed in shards (``--shard 2-of-4``: the second quarter of its cuts, sorted by ID), which
+run as separate jobs, e.g. on a SLURM cluster, and ``merge`` joins their manifests. Every cut's features are
+the same whatever the number of shards: each is computed from its own recording alone.
+
+Run as ``python -m asrkit.features compute|merge|stats ...``; the recipe's Snakemake rules do.
 """
 
 import argparse
@@ -13,7 +17,8 @@ import errno
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
@@ -59,9 +64,28 @@ def input_dim(options: Dict[str, Any]) -> int:
     return static * (3 if options["deltas"] else 1)
 
 
+def parse_shard(shard: str) -> Tuple[int, int]:
+    """``'2-of-4'`` -> ``(2, 4)``: the second of four shards (numbered from 1)."""
+    match = re.fullmatch(r"(\d+)-of-(\d+)", shard)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError(f"bad shard {shard!r}: expected I-of-N with 1 <= I <= N, e.g. '2-of-4'")
+    return int(match.group(1)), int(match.group(2))
+
+
+def select_shard(cuts: CutSet, index: int, num_shards: int) -> CutSet:
+    """The ``index``-th (from 1) of ``num_shards`` contiguous, near-equal parts of ``cuts`` sorted by ID.
+
+    Sorting makes the shards independent of the manifest's order; a split with fewer cuts than shards leaves
+    some shards empty.
+    """
+    ordered = sorted(cuts, key=lambda c: c.id)
+    return CutSet.from_cuts(ordered[(index - 1) * len(ordered) // num_shards:index * len(ordered) // num_shards])
+
+
 def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
-                     options: Dict[str, Any], num_jobs: int = 1) -> CutSet:
-    """Compute and store features for one split; write its cut manifest atomically.
+                     options: Dict[str, Any], num_jobs: int = 1, shard: Tuple[int, int] = (1, 1)) -> CutSet:
+    """Compute and store features for one split, or one shard ``(index, num_shards)`` of it; write its cut
+    manifest atomically.
 
     The storage and the cut manifest (which points at the final storage) are both written under temporary
     names first and renamed only once both are complete, the storage first: a manifest on disk always refers
@@ -70,6 +94,7 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
     cuts = CutSet.from_manifests(
         recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
     ).to_eager()
+    cuts = select_shard(cuts, *shard)
     extractor = make_extractor(options)
     try:
         # the inner (storage) is renamed into place first, then the outer (manifest)
@@ -77,10 +102,11 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
             tmp_storage.mkdir()
             torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
             # lhotse writes feats.lca with one job and feats/feats-<i>.lca with several: both inside tmp_storage
-            cuts = cuts.compute_and_store_features(
-                extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
-                storage_type=LilcomChunkyWriter,
-            )
+            if len(cuts):  # an empty shard stores nothing
+                cuts = cuts.compute_and_store_features(
+                    extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
+                    storage_type=LilcomChunkyWriter,
+                )
             cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts),
                                            key=lambda c: c.id))
             cuts.to_file(tmp_cuts)
@@ -97,6 +123,25 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
 def _relocate_storage(cut, old: Path, new: Path):
     cut.features.storage_path = str(new / Path(cut.features.storage_path).relative_to(old))
     return cut
+
+
+def merge_shards(shard_paths: List[Path], cuts_path: Path) -> CutSet:
+    """Join the cut manifests of a split's shards into one, sorted by cut ID, written atomically.
+
+    The cuts keep pointing at their shards' storage. A cut in two shards is an error naming both files.
+    """
+    merged: Dict[str, Any] = {}
+    source: Dict[str, Path] = {}
+    for path in shard_paths:
+        for cut in CutSet.from_file(path) or []:  # lhotse reads an empty shard's manifest as None
+            if cut.id in merged:
+                raise ValueError(f"cut {cut.id} is in two shards: {source[cut.id]} and {path}")
+            merged[cut.id], source[cut.id] = cut, path
+    cuts = CutSet.from_cuts(merged[cut_id] for cut_id in sorted(merged))
+    with atomic_output(cuts_path) as tmp:
+        cuts.to_file(tmp)
+    logging.info(f"{len(cuts)} cuts of {len(shard_paths)} shards -> {cuts_path}")
+    return cuts
 
 
 def add_deltas(features: torch.Tensor, window: int = DELTA_WINDOW) -> torch.Tensor:
@@ -149,7 +194,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     compute.add_argument("--supervisions", type=Path, required=True)
     compute.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
     compute.add_argument("--storage-dir", type=Path, required=True, help="where the feature matrices go")
-    compute.add_argument("--num-jobs", type=int, default=1)
+    compute.add_argument("--num-jobs", type=int, default=1, help="processes computing features (default: 1)")
+    compute.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="I-of-N",
+                         help="compute only the I-th of N parts of the split's cuts, sorted by ID (default: 1-of-1)")
+    merge = sub.add_parser("merge", help="join the cut manifests of a split's shards")
+    merge.add_argument("--shards", type=Path, nargs="+", required=True, help="the shards' cut manifests")
+    merge.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
     stats = sub.add_parser("stats", help="global mean/variance of the network input over a cut set")
     stats.add_argument("--cuts", type=Path, required=True)
     stats.add_argument("--output", type=Path, required=True)
@@ -161,8 +211,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.command == "compute":
         try:
             compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir, args.options,
-                             args.num_jobs)
+                             args.num_jobs, args.shard)
         except FeatureWriteError as e:
+            raise SystemExit(f"error: {e}")
+    elif args.command == "merge":
+        try:
+            merge_shards(args.shards, args.cuts)
+        except ValueError as e:
             raise SystemExit(f"error: {e}")
     else:
         compute_global_stats(CutSet.from_file(args.cuts), args.options, args.output)

@@ -18,3 +18,9 @@ rule stage_3:
         touch(stage_done(3)),
     input:
         rules.lang.output,
+
+
+# Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.
+localrules:
+    lang,
+    stage_3,

@@ -125,3 +125,14 @@ rule all:
     default_target: True
     input:
         rules.stage_9.input,
+
+
+# Cheap (a table, plots of one utterance and of the loss curves): on a cluster they run where Snakemake runs
+# instead of waiting in the queue. Decoding and scoring, whose cost grows with the test sets, are jobs.
+localrules:
+    results,
+    training_curves,
+    sensitivity,
+    stage_8,
+    stage_9,
+    all,

@@ -29,7 +29,7 @@ def model_options(model_type):
 
 def training_options(model_type):
     """What shapes the trained model: a change reruns the training (and resumes no stale checkpoint)."""
-    options = {s: config[s] for s in ("seed", "features")}
+    options = {"seed": config["seed"], "features": FEATURE_OPTIONS}
     options["data"] = {"phone_set": config["data"]["phone_set"]}
     options["training"] = {k: v for k, v in config["training"].items() if k not in RUN_ONLY_KEYS}
     options["model"] = model_options(model_type)
@@ -139,3 +139,10 @@ rule stage_7:
         touch(stage_done(7)),
     input:
         ["exp/pretrained_transducer/model.pt"] if "pretrained_transducer" in MODELS else [],
+
+
+localrules:  # stage markers: on a cluster they run where Snakemake runs instead of waiting in the queue
+    stage_4,
+    stage_5,
+    stage_6,
+    stage_7,

@@ -211,7 +211,7 @@ def kill_points(rng: random.Random) -> List[KillPoint]:
                   done=exists("data/demo_corpus")),
         KillPoint("manifests", "prepare_timit.py", exists("logs/1_manifests.log"), 1.0,
                   done=exists("data/manifests/timit_*.jsonl.gz", 6)),
-        KillPoint("features", "asrkit.features compute", exists("data/features/.feats_*.partial"), 0.3,
+        KillPoint("features", "asrkit.features compute", exists("data/features/feats_*/.*-of-*.partial"), 0.3,
                   done=exists("data/features/cuts_*.jsonl.gz", 3)),
         KillPoint("training", "asrkit.train", mid_epoch_checkpoint(rng.choice([2, 4, 6])), 0.05,
                   done=exists("exp/ctc/model.pt")),

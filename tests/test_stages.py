@@ -13,7 +13,8 @@ from lhotse import CutSet
 
 from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.decode import decode
-from asrkit.features import add_deltas, compute_features, compute_global_stats, input_dim, load_stats
+from asrkit.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
+                             parse_shard)
 from asrkit.lang import BLANK, TokenTable, prepare_lang
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.train import train
@@ -51,6 +52,30 @@ def test_features_are_fbank_plus_energy_and_deterministic(prepared, tmp_path):
     np.testing.assert_array_equal(again[cuts[0].id].load_features(), feats)
     # no temporary artifacts are left behind
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def test_features_in_shards_equal_those_in_one(prepared, tmp_path):
+    """Three shard jobs and their merge give every cut the same features, and the same statistics, as one job."""
+    manifests = [prepared / f"manifests/timit_{kind}_train.jsonl.gz" for kind in ("recordings", "supervisions")]
+    whole = CutSet.from_file(prepared / "features/cuts_train.jsonl.gz")
+    shards = [tmp_path / f"cuts_train_{i}-of-3.jsonl.gz" for i in (1, 2, 3)]
+    for index, shard in enumerate(shards, start=1):
+        compute_features(*manifests, shard, tmp_path / f"feats_train/{index}-of-3", FEATURES, shard=(index, 3))
+    assert [len(CutSet.from_file(shard)) for shard in shards] == [10, 11, 11]  # of 32, sorted by ID
+    merged = merge_shards(shards, tmp_path / "cuts_train.jsonl.gz")
+    assert list(merged.ids) == sorted(whole.ids)
+    for cut in whole:
+        np.testing.assert_array_equal(merged[cut.id].load_features(), cut.load_features())
+    compute_global_stats(merged, FEATURES, tmp_path / "stats.pt")
+    for key, value in load_stats(prepared / "features/stats.pt").items():
+        assert torch.equal(load_stats(tmp_path / "stats.pt")[key], value), key
+    # more shards than cuts: some are empty
+    assert len(compute_features(*manifests, tmp_path / "empty.jsonl.gz", tmp_path / "empty", FEATURES, shard=(1, 33))) == 0
+    assert len(merge_shards([tmp_path / "empty.jsonl.gz"], tmp_path / "merged_empty.jsonl.gz")) == 0
+    with pytest.raises(ValueError, match=f"is in two shards: {shards[0]} and {shards[0]}"):
+        merge_shards([shards[0], shards[0]], tmp_path / "twice.jsonl.gz")
+    with pytest.raises(ValueError, match="bad shard '4-of-3'"):
+        parse_shard("4-of-3")
 
 
 def test_global_stats_normalise_the_training_set(prepared):

@@ -18,15 +18,18 @@
 #   9  score: PER on 39 phones, sclite-style reports, plots, RESULTS.md
 #
 # All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Removing them is
-# always safe. Usage:
-#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [-- snakemake args]
+# always safe. --profile runs the jobs elsewhere, e.g. `--profile profiles/slurm` as SLURM jobs (see its
+# comments); --cores then only caps a job's threads, and the profile's `cores` is the default. Usage:
+#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
+#          [-- snakemake args]
 set -euo pipefail
 
 stage=0
 stop_stage=9
 extra_configs=()
 dir=.
-cores=$(nproc)
+cores=
+profile=
 snakemake_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --config) extra_configs+=("$2"); shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --cores) cores=$2; shift 2 ;;
+    --profile) profile=$(cd "$2" && pwd); shift 2 ;;
     --) shift; snakemake_args=("$@"); break ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed 's/^# \{0,1\}//; $d'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see run.sh --help)" >&2; exit 2 ;;
@@ -68,6 +72,12 @@ if [ -n "$(ls -A "$work/.snakemake/locks" 2>/dev/null)" ] && [[ " ${snakemake_ar
   exit 1
 fi
 
+# Locally every job runs on this machine's cores. With a profile, --cores still caps each job's threads
+# (Snakemake's rule), so it is passed only when asked for: the profile sets it for its executor.
+run_args=()
+if [ -n "$profile" ]; then run_args+=(--profile "$profile"); fi
+if [ -n "$cores" ] || [ -z "$profile" ]; then run_args+=(--cores "${cores:-$(nproc)}"); fi
+
 targets=()
 for ((s = stage; s <= stop_stage; s++)); do targets+=("stage_$s"); done
 [[ " ${snakemake_args[*]} " == *" --unlock "* ]] && targets=()
@@ -76,5 +86,5 @@ echo "run.sh: stages $stage..$stop_stage of $(basename "$recipe_dir") in $work" 
 # --rerun-incomplete: a job killed after its last output was renamed into place (every output is written
 # atomically) but before Snakemake recorded it as finished is simply run again, instead of stopping the rerun.
 exec "$snakemake" --snakefile "$root/Snakefile" --directory "$work" \
-  --configfile config.yaml "${extra_configs[@]}" --cores "$cores" --printshellcmds --rerun-incomplete \
+  --configfile config.yaml "${extra_configs[@]}" "${run_args[@]}" --printshellcmds --rerun-incomplete \
   "${targets[@]}" "${snakemake_args[@]}"

@@ -50,3 +50,8 @@ rule stage_1:
         touch(stage_done(1)),
     input:
         rules.manifests.output,
+
+
+localrules:  # stage markers: on a cluster they run where Snakemake runs instead of waiting in the queue
+    stage_0,
+    stage_1,
