@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import pytest
 import torch
@@ -31,31 +31,44 @@ OPTIONS = {
                  "checkpoint_every_batches": 2},
 }
 TIMEOUT = 300  # seconds for one training run
-# Float32 rounding: DDP's gradient is (g0 + g1) / 2 reduced by gloo, accumulation's g0 / 2 + g1 / 2 added in
-# backward; the two differ by ~1e-7 relative per step, and 18 SGD steps with momentum carry it to the weights.
-# One different batch in a step (the control below) moves them by ~1e-2.
+# DDP's gradient is (g0 + g1) / 2 (summed by gloo), accumulation's g0 / 2 + g1 / 2 (summed in backward): halving
+# is exact in floating point, so here they agree to the bit (measured: 0), but another accumulation count or
+# reduction order would differ by float32 rounding, ~1e-7 relative per step, which 18 SGD steps with momentum
+# carry to the weights. Another global batch (the control below: 1 batch a step) moves them by ~1.
 WEIGHT_TOLERANCE = 1e-5
 
 
-def command(skeleton: Path, exp_dir: Path, processes: int, accumulate: int, launched: Optional[int] = None
-            ) -> List[str]:
-    """Training with ``processes`` x ``accumulate`` batches a step, in ``launched`` processes (default: as many)."""
-    options = {**OPTIONS, "training": {**OPTIONS["training"], "num_processes": processes,
-                                       "accumulate_batches": accumulate}}
-    launched = processes if launched is None else launched
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(launched)] \
-        if launched > 1 else [sys.executable]
+def options(processes: int, accumulate: int, **training) -> Dict:
+    """OPTIONS for ``processes`` x ``accumulate`` batches a step, and other ``training`` settings."""
+    return {**OPTIONS, "training": {**OPTIONS["training"], "num_processes": processes,
+                                    "accumulate_batches": accumulate, **training}}
+
+
+def inputs(skeleton: Path) -> List[Path]:
+    """train() and asrkit.train's inputs: the train and dev cuts, the statistics and the token table."""
     features = skeleton / "features"
-    return launcher + ["-m", "asrkit.train", "--train-cuts", str(features / "cuts_train.jsonl.gz"),
-                       "--dev-cuts", str(features / "cuts_dev.jsonl.gz"), "--stats", str(features / "stats.pt"),
-                       "--tokens", str(skeleton / "lang/tokens.txt"), "--options", json.dumps(options),
-                       "--exp-dir", str(exp_dir), "--device", "cpu", "--num-threads", str(launched)]
+    return [features / "cuts_train.jsonl.gz", features / "cuts_dev.jsonl.gz", features / "stats.pt",
+            skeleton / "lang/tokens.txt"]
 
 
-def run_training(skeleton: Path, exp_dir: Path, processes: int, accumulate: int) -> subprocess.CompletedProcess:
-    result = run_group(command(skeleton, exp_dir, processes, accumulate), TIMEOUT)
+def torchrun(skeleton: Path, exp_dir: Path) -> List[str]:
+    """asrkit.train in 2 processes on the CPU, one torch thread each, as rules/train.smk launches it."""
+    train_cuts, dev_cuts, stats, tokens = inputs(skeleton)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "asrkit.train", "--train-cuts", str(train_cuts), "--dev-cuts", str(dev_cuts), "--stats", str(stats),
+            "--tokens", str(tokens), "--options", json.dumps(options(2, 1)), "--exp-dir", str(exp_dir),
+            "--device", "cpu", "--num-threads", "2"]
+
+
+def run_two_processes(skeleton: Path, exp_dir: Path) -> subprocess.CompletedProcess:
+    result = run_group(torchrun(skeleton, exp_dir), TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def train_in_this_process(skeleton: Path, exp_dir: Path, accumulate: int) -> None:
+    torch.set_num_threads(1)
+    train(*inputs(skeleton), exp_dir, options(1, accumulate), device="cpu")
 
 
 def weights(exp_dir: Path) -> Dict[str, torch.Tensor]:
@@ -75,13 +88,13 @@ def max_difference(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> fl
 @pytest.fixture(scope="module")
 def two_processes(skeleton, tmp_path_factory) -> Path:
     exp_dir = tmp_path_factory.mktemp("ddp") / "exp"
-    result = run_training(skeleton, exp_dir, processes=2, accumulate=1)
+    result = run_two_processes(skeleton, exp_dir)
     assert "2 process(es) x 1 batch(es) per step" in result.stderr
     return exp_dir
 
 
 def test_two_processes_train_what_one_accumulating_two_batches_trains(skeleton, two_processes, tmp_path):
-    run_training(skeleton, tmp_path / "accumulated", processes=1, accumulate=2)
+    train_in_this_process(skeleton, tmp_path / "accumulated", accumulate=2)
     difference = max_difference(weights(two_processes), weights(tmp_path / "accumulated"))
     print(f"max |w(2 processes) - w(1 process x 2 batches)| = {difference:.2e}")
     assert difference < WEIGHT_TOLERANCE
@@ -90,14 +103,14 @@ def test_two_processes_train_what_one_accumulating_two_batches_trains(skeleton, 
     for a, b in zip(ddp, accumulated):
         assert a == pytest.approx(b, rel=1e-4), (a, b)
     # the control: another global batch (one process, one batch a step) trains a model far outside the tolerance
-    run_training(skeleton, tmp_path / "one_batch", processes=1, accumulate=1)
+    train_in_this_process(skeleton, tmp_path / "one_batch", accumulate=1)
     assert max_difference(weights(two_processes), weights(tmp_path / "one_batch")) > 100 * WEIGHT_TOLERANCE
 
 
 def test_two_processes_killed_mid_epoch_resume_exactly(skeleton, two_processes, tmp_path):
     exp_dir = tmp_path / "killed"
     with open(tmp_path / "killed.log", "wb") as log:
-        killed = subprocess.Popen(command(skeleton, exp_dir, 2, 1), stdout=log, stderr=subprocess.STDOUT,
+        killed = subprocess.Popen(torchrun(skeleton, exp_dir), stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
         # inside the second epoch: the weight noise has started, and its generator must resume where it was
@@ -108,7 +121,7 @@ def test_two_processes_killed_mid_epoch_resume_exactly(skeleton, two_processes, 
     finally:
         kill_group(killed)
     assert not (exp_dir / "model.pt").exists()
-    resumed = run_training(skeleton, exp_dir, processes=2, accumulate=1)
+    resumed = run_two_processes(skeleton, exp_dir)
     assert re.search(r"resuming from \S+/epoch-2-batch-\d+\.pt", resumed.stderr)
     straight, again = weights(two_processes), weights(exp_dir)
     for name, value in straight.items():
@@ -117,16 +130,12 @@ def test_two_processes_killed_mid_epoch_resume_exactly(skeleton, two_processes, 
 
 
 def test_process_count_must_match_the_options(skeleton, tmp_path):
-    result = run_group(command(skeleton, tmp_path, processes=2, accumulate=1, launched=1), 120)
-    assert result.returncode != 0
-    assert "training.num_processes is 2 but 1 process(es) run: launch with torchrun --standalone " \
-           "--nproc_per_node 2" in result.stderr
+    with pytest.raises(ValueError, match=re.escape("training.num_processes is 2 but 1 process(es) run: launch with "
+                                                   "torchrun --standalone --nproc_per_node 2")):
+        train(*inputs(skeleton), tmp_path, options(2, 1), device="cpu")
 
 
 def test_mixed_precision_on_the_cpu_is_refused(skeleton, tmp_path):
-    features = skeleton / "features"
     with pytest.raises(ValueError, match="training.amp: mixed precision needs a CUDA GPU, and this run's device "
                                          "is cpu"):
-        train(features / "cuts_train.jsonl.gz", features / "cuts_dev.jsonl.gz", features / "stats.pt",
-              skeleton / "lang/tokens.txt", tmp_path, {**OPTIONS, "training": {**OPTIONS["training"], "amp": True}},
-              device="cpu")
+        train(*inputs(skeleton), tmp_path, options(1, 1, amp=True), device="cpu")
