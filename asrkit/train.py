@@ -27,8 +27,8 @@ import shutil
 import sys
 import time
 import warnings
-from pathlib import Path
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
