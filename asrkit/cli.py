@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from asrkit.decode import METHODS
+from asrkit.device import DEVICE_CHOICES
 from asrkit.export import export_model
 from asrkit.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
 from asrkit.sensitivity import plot_sensitivity
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     model_help = "model.pt, or the experiment directory holding it (e.g. recipes/timit/exp/ctc)"
+    device_help = "auto (default): a CUDA GPU if torch finds one, else the CPU"
 
     command = commands.add_parser("transcribe", help="phones with times, one line per audio file",
                                   description=TRANSCRIBE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
                          help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
     command.add_argument("--beam", type=int, default=10, help="beam width of the beam searches (default 10)")
+    command.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device_help)
     command.add_argument("audio", nargs="+", type=Path, help="audio files")
 
     command = commands.add_parser("export", help="write a TorchScript model",
@@ -94,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--utt", help="the cut id in --cuts (default: its first cut)")
     command.add_argument("--phone", help="a phone of the model's phone set (default: the first phone the model "
                                           "emits that is not silence or a closure)")
+    command.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device_help)
     command.add_argument("--output", type=Path, required=True, help="the PNG file to write")
 
     command = commands.add_parser("kaldi-export", help="a split's manifests -> Kaldi data directory",
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def transcribe(args: argparse.Namespace) -> int:
     """Print a line per file; report unreadable files on stderr and go on. Returns the exit status."""
-    transcriber = Transcriber(args.model, args.method, args.beam)
+    transcriber = Transcriber(args.model, args.method, args.beam, args.device)
     status = 0
     for path in args.audio:
         try:
@@ -148,7 +152,8 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sensitivity(args: argparse.Namespace) -> int:
-    result = plot_sensitivity(args.model, args.phone, args.output, audio=args.audio, cuts=args.cuts, utt=args.utt)
+    result = plot_sensitivity(args.model, args.phone, args.output, audio=args.audio, cuts=args.cuts, utt=args.utt,
+                              device=args.device)
     print(f"{args.output}: d log P({result.phone} at {result.time:.2f} s, encoder frame {result.frame}) "
           f"/ d static features of {result.source}; greedy output: {' '.join(result.emitted)}")
     return 0

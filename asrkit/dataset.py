@@ -40,3 +40,8 @@ class PhoneRecognitionDataset(torch.utils.data.Dataset):
             "target_lens": torch.tensor([t.numel() for t in targets]),
             "cut_ids": [cut.id for cut in cuts],
         }
+
+
+def to_device(batch: Dict, device: torch.device) -> Dict:
+    """A batch of :class:`PhoneRecognitionDataset` with its tensors on ``device``."""
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}

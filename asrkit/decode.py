@@ -20,7 +20,8 @@ from lhotse.dataset import SimpleCutSampler
 from asrkit.beam_search import beam_search, greedy_search_batch, modified_beam_search
 from asrkit.checkpoint import Model, load_checkpoint, load_model
 from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search
-from asrkit.dataset import PhoneRecognitionDataset
+from asrkit.dataset import PhoneRecognitionDataset, to_device
+from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
@@ -57,22 +58,25 @@ def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
     return ends[-avg:]
 
 
-def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0
-           ) -> Dict[str, List[str]]:
-    """Phone sequences (training phone set) by cut id."""
+def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0,
+           device: str = "auto") -> Dict[str, List[str]]:
+    """Phone sequences (training phone set) by cut id. device: auto, cpu or cuda (see asrkit.device)."""
     checkpoint = load_checkpoint(model_path)
     model_type = checkpoint["model_options"].get("type", "ctc")
     if method not in METHODS[model_type]:
         raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
-    model = load_model(model_path, average=averaged_checkpoints(model_path, avg))
+    torch_device = resolve_device(device)
+    model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
     tokens = TokenTable(checkpoint["tokens"])
     dataset = PhoneRecognitionDataset(tokens, checkpoint["num_phones"], checkpoint["feature_options"],
                                       checkpoint["stats"])
-    loader = torch.utils.data.DataLoader(dataset, sampler=SimpleCutSampler(cuts, max_duration=max_duration),
-                                         batch_size=None)
+    # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
+    sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
+    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None)
     hyps = {}
     with torch.no_grad():
-        for batch in progress_bar(loader, desc=f"decoding ({method})", unit="batch"):
+        for batch in progress_bar(map(lambda b: to_device(b, torch_device), loader), desc=f"decoding ({method})",
+                                  unit="batch"):
             ids = search(model, method, beam, batch["features"], batch["feature_lens"])
             hyps.update(zip(batch["cut_ids"], (tokens.decode(i) for i in ids)))
     return hyps
@@ -101,6 +105,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--avg", type=int, default=1,
                         help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev PER")
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="auto (default): a CUDA GPU if torch finds one, else the CPU")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [decode] %(message)s")
     cuts = CutSet.from_file(args.cuts)  # lhotse reads an empty manifest as None
@@ -109,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"error: {args.cuts}: no utterances to decode")
     torch.set_num_threads(1)  # decoding jobs run side by side, one per core
     started = time.time()
-    hyps = decode(cuts, args.model, args.method, args.beam, args.avg)
+    hyps = decode(cuts, args.model, args.method, args.beam, args.avg, device=args.device)
     seconds = time.time() - started
     audio_seconds = sum(c.duration for c in cuts)
     write_hyps(hyps, args.output)

@@ -124,15 +124,16 @@ def load_cut(cuts: PathLike, utt: str, static_dim: int) -> Tuple[torch.Tensor, L
 
 
 def plot_sensitivity(model: PathLike, phone: Optional[str], output: PathLike, *, audio: Optional[AudioInput] = None,
-                     cuts: Optional[PathLike] = None, utt: Optional[str] = None) -> Sensitivity:
+                     cuts: Optional[PathLike] = None, utt: Optional[str] = None, device: str = "auto") -> Sensitivity:
     """Draw the input sensitivity of ``phone`` in an utterance to the PNG ``output`` (written atomically).
 
     The utterance is either ``audio`` (a file or a (samples, rate) pair; no reference segmentation) or cut
-    ``utt`` of the manifest ``cuts`` (its stored features, and its phone alignment if it has one).
+    ``utt`` of the manifest ``cuts`` (its stored features, and its phone alignment if it has one). device: auto,
+    cpu or cuda (see asrkit.device).
     """
     if (audio is None) == (cuts is None) or (utt is not None and cuts is None):
         raise ValueError("give either audio, or cuts (and optionally utt)")
-    transcriber = Transcriber(model)
+    transcriber = Transcriber(model, device=device)
     if audio is not None:
         samples, source = transcriber.load_audio(audio)
         static, segments = transcriber.static_features(samples, source), []

@@ -24,6 +24,7 @@ from lhotse.augmentation.resample import Resample
 
 from asrkit.checkpoint import Model, load_checkpoint, load_model, model_options
 from asrkit.decode import METHODS, search
+from asrkit.device import resolve_device
 from asrkit.features import expand_features, feature_options, input_dim, make_extractor
 from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
@@ -58,9 +59,10 @@ class GreedyPath:
     """The greedy search's path through one utterance.
 
     tokens: emitted token ids; frames: the encoder frame at which each was emitted.
-    log_probs: (T', V) the output distribution at each encoder frame along the path (for a transducer, the
+    log_probs: (T', V) on the CPU, the output distribution at each encoder frame along the path (for a transducer, the
         joiner's, given the prediction network's state at that frame).
-    decoder_proj: transducers only, (T', J) the projected prediction-network output used at each frame.
+    decoder_proj: transducers only, (T', J) the projected prediction-network output used at each frame (on the
+        model's device).
     """
 
     tokens: List[int]
@@ -122,16 +124,16 @@ def greedy_path(model: Model, features: torch.Tensor) -> GreedyPath:
     emitted where it differs from blank and from the frame before; for a transducer at most one label per
     frame, each label advancing the prediction network (as ``greedy_search_batch``).
     """
-    x, lens = features.unsqueeze(0), torch.tensor([features.size(0)])
+    x, lens, device = features.unsqueeze(0), torch.tensor([features.size(0)]), features.device
     if isinstance(model, CtcModel):
-        log_probs = model(x, lens)[0][0]  # (T', V)
+        log_probs = model(x, lens)[0][0].cpu()  # (T', V)
         best = log_probs.argmax(dim=-1)
         previous = torch.nn.functional.pad(best[:-1], (1, 0), value=-1)
         frames = torch.nonzero((best != 0) & (best != previous)).squeeze(1)  # CTC's blank is token 0
         return GreedyPath(best[frames].tolist(), frames.tolist(), log_probs, None)
     blank = model.decoder.blank_id
     encoder_proj = model.joiner.project_encoder(model.encoder(x, lens)[0][0])  # (T', J)
-    decoder_out, state = model.decoder(torch.tensor([[blank]]))
+    decoder_out, state = model.decoder(torch.tensor([[blank]], device=device))
     decoder_proj = model.joiner.project_decoder(decoder_out[:, 0])  # (1, J)
     tokens, frames, log_probs, used = [], [], [], []
     for t in range(encoder_proj.size(0)):
@@ -142,9 +144,9 @@ def greedy_path(model: Model, features: torch.Tensor) -> GreedyPath:
         if best != blank:
             tokens.append(best)
             frames.append(t)
-            out, state = model.decoder.step(torch.tensor([best]), state)
+            out, state = model.decoder.step(torch.tensor([best], device=device), state)
             decoder_proj = model.joiner.project_decoder(out)
-    return GreedyPath(tokens, frames, torch.cat(log_probs), torch.cat(used))
+    return GreedyPath(tokens, frames, torch.cat(log_probs).cpu(), torch.cat(used))
 
 
 @torch.no_grad()
@@ -155,14 +157,14 @@ def best_path_frames(model: Model, features: torch.Tensor, tokens: List[int], on
     features: (T, C) normalised network input; tokens: label ids (no blank) that can be aligned with it.
     one_label_per_frame: transducers only, see :func:`transducer_best_path_frames`.
     """
-    x, lens = features.unsqueeze(0), torch.tensor([features.size(0)])
+    x, lens, device = features.unsqueeze(0), torch.tensor([features.size(0)]), features.device
     if isinstance(model, CtcModel):
-        return ctc_best_path_frames(model(x, lens)[0][0].double().numpy(), tokens)
+        return ctc_best_path_frames(model(x, lens)[0][0].double().cpu().numpy(), tokens)
     blank = model.decoder.blank_id
-    decoder_out, _ = model.decoder(torch.tensor([[blank] + tokens]))  # (1, U + 1, H): position u read u labels
+    decoder_out, _ = model.decoder(torch.tensor([[blank] + tokens], device=device))  # (1, U + 1, H): position u read u labels
     encoder_proj = model.joiner.project_encoder(model.encoder(x, lens)[0][0])  # (T', J)
     log_probs = model.joiner(encoder_proj.unsqueeze(1), model.joiner.project_decoder(decoder_out[0]).unsqueeze(0)
-                             ).log_softmax(dim=-1).double()  # (T', U + 1, V)
+                             ).log_softmax(dim=-1).double().cpu()  # (T', U + 1, V)
     labels = torch.tensor(tokens, dtype=torch.long)
     label_log_probs = log_probs[:, :-1].gather(2, labels.view(1, -1, 1).expand(log_probs.size(0), -1, 1))[..., 0]
     return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy(), one_label_per_frame)
@@ -246,10 +248,10 @@ class Transcriber:
     """A trained model (model.pt, or the experiment directory holding it) ready to transcribe audio.
 
     method and beam: the search, as in ``asrkit.decode`` (CTC: greedy, prefix_beam; transducer: greedy, beam,
-    modified_beam); beam is unused by greedy search.
+    modified_beam); beam is unused by greedy search. device: auto, cpu or cuda (see asrkit.device).
     """
 
-    def __init__(self, model: PathLike, method: str = "greedy", beam: int = 10):
+    def __init__(self, model: PathLike, method: str = "greedy", beam: int = 10, device: str = "auto"):
         self.model_path = resolve_model_path(model)
         checkpoint = load_checkpoint(self.model_path)
         missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
@@ -262,12 +264,13 @@ class Transcriber:
                              f"{', '.join(METHODS[self.model_type])}, not {method!r}")
         self.method, self.beam = method, beam
         self.input_dim = checkpoint["input_dim"]  # the network's input: static features, with deltas if trained so
-        self.model = load_model(self.model_path)
+        self.device = resolve_device(device)
+        self.model = load_model(self.model_path).to(self.device)
         self.tokens = TokenTable(checkpoint["tokens"])
         self.num_phones = checkpoint["num_phones"]
         self.feature_options = feature_options(checkpoint["feature_options"])
         self.extractor = make_extractor(self.feature_options)
-        self.mean, self.std = checkpoint["stats"]["mean"], checkpoint["stats"]["std"]
+        self.mean, self.std = checkpoint["stats"]["mean"].to(self.device), checkpoint["stats"]["std"].to(self.device)
         #: seconds per encoder frame
         self.frame_shift = FRAME_SHIFT * self.model.encoder.stack_frames
 
@@ -293,11 +296,12 @@ class Transcriber:
         return self.extractor.extract(samples, SAMPLING_RATE)
 
     def network_input(self, static: torch.Tensor) -> torch.Tensor:
-        """(T, D) static features -> (T, C) the network's input: deltas (if trained with them), normalised.
+        """(T, D) static features -> (T, C) the network's input, on the model's device: deltas (if trained with
+        them), normalised.
 
         Differentiable, so that the input sensitivity can be taken with respect to the static features.
         """
-        return (expand_features(static, self.feature_options) - self.mean) / self.std
+        return (expand_features(static.to(self.device), self.feature_options) - self.mean) / self.std
 
     def transcribe(self, inputs: Sequence[AudioInput]) -> List[Transcript]:
         """Transcripts of files and in-memory (samples, rate) waveforms, in the order given."""

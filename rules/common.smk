@@ -3,6 +3,8 @@
 # (Snakemake's params rerun trigger).
 
 PY = sys.executable  # the environment snakemake runs in (.venv): stage scripts run with it
+DEVICE = config["device"]  # where training, decoding and sensitivity compute: passed on the command line, so
+# that changing it reruns nothing (it is not a param)
 SPLITS = ["train", "dev", "test"]
 DECODING = config["decoding"]
 MODELS = config["models"]

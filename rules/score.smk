@@ -47,7 +47,7 @@ rule decode:
         "logs/8_decode_{model}_{decoding}_{split}.log",
     shell:
         "{PY} -m asrkit.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
-        " --beam {params.beam} --avg {params.avg} --output {output.hyps} 2>&1 | tee {log}"
+        " --beam {params.beam} --avg {params.avg} --device {DEVICE} --output {output.hyps} 2>&1 | tee {log}"
 
 
 rule score:
@@ -91,7 +91,8 @@ rule sensitivity:
     log:
         "logs/9_sensitivity_{model}.log",
     shell:
-        "{PY} -m asrkit.cli sensitivity --model {input.model} --cuts {input.cuts} --output {output} 2>&1 | tee {log}"
+        "{PY} -m asrkit.cli sensitivity --model {input.model} --cuts {input.cuts} --device {DEVICE} --output {output}"
+        " 2>&1 | tee {log}"
 
 
 rule results:

@@ -11,8 +11,13 @@ TRAIN_INPUTS = {
 # changing them neither retrains nor discards checkpoints. Resuming is exact, so they cannot change the model.
 RUN_ONLY_KEYS = ("num_workers", "checkpoint_every_batches", "keep_last_checkpoints")
 RUN_OPTIONS = json.dumps({k: v for k, v in config["training"].items() if k in RUN_ONLY_KEYS}, sort_keys=True)
+# Several training processes are started by torchrun (`torchrun --standalone --nproc_per_node N -m ...`); the
+# job's threads are shared among them.
+NUM_PROCESSES = config["training"]["num_processes"]
+TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {NUM_PROCESSES}" \
+    if NUM_PROCESSES > 1 else PY
 TRAIN_SHELL = (
-    "{PY} -m asrkit.train --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
+    "{TRAIN_LAUNCHER} -m asrkit.train --device {DEVICE} --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
     " --tokens {input.tokens} --exp-dir exp/{wildcards.model} --options {params.options:q}"
     " --run-options {RUN_OPTIONS:q} --num-threads {threads} {params.init} 2>&1 | tee {log}"
 )

@@ -28,10 +28,9 @@ import torch
 from lhotse import CutSet
 
 from asrkit.checkpoint import load_checkpoint
-from asrkit.features import compute_features, compute_global_stats
-from asrkit.lang import prepare_lang
-from prepare_timit import standard_sets, write_manifests
-from timit_skeleton import write_timit_skeleton
+from asrkit.features import compute_features
+from process_groups import group_members, kill_group, run_group
+from timit_skeleton import FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
@@ -85,68 +84,6 @@ class Recipe:
 
     def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
         return run_group(self.command(*args), timeout)
-
-
-def run_group(command: List[str], timeout: float) -> subprocess.CompletedProcess:
-    """Run to the end in a session of its own; on timeout kill the whole group (no stray jobs survive)."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        raise
-    except BaseException:
-        kill_group(process)
-        raise
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
-
-
-def group_members(pgid: int) -> List[psutil.Process]:
-    """Every live process of a process group, and the descendants of its leader wherever they are."""
-    members = {}
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid:
-                members[process.pid] = process
-        except (ProcessLookupError, psutil.Error):
-            pass
-    try:
-        members.update((p.pid, p) for p in psutil.Process(pgid).children(recursive=True))
-    except psutil.Error:
-        pass
-    return list(members.values())
-
-
-def alive(processes: List[psutil.Process]) -> List[psutil.Process]:
-    """Those still running: killed processes that nobody has reaped yet (zombies) are dead."""
-    running = []
-    for process in processes:
-        try:
-            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                running.append(process)
-        except psutil.Error:
-            pass
-    return running
-
-
-def kill_group(process: subprocess.Popen) -> None:
-    """SIGKILL the run's whole process group (and any descendant that left it); return when all are gone."""
-    members = group_members(process.pid)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for member in members:
-        try:
-            member.kill()
-        except psutil.Error:
-            pass
-    process.wait(timeout=60)
-    deadline = time.monotonic() + 60
-    while alive(members) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not alive(members), f"processes survived SIGKILL: {[p.pid for p in alive(members)]}"
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, log: Path, what: str) -> None:
@@ -453,29 +390,7 @@ def test_two_runs_started_at_once_one_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# A skeleton corpus's features (cheap audio), for the tests of single stage processes below
-
-FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
-
-
-@pytest.fixture(scope="module")
-def skeleton(tmp_path_factory) -> Path:
-    """Manifests, train and dev features, statistics and lang of a small skeleton corpus."""
-    root = tmp_path_factory.mktemp("skeleton")
-    corpus = write_timit_skeleton(root / "corpus", num_train_speakers=4, num_other_test_speakers=0,
-                                  num_dev_speakers=1, num_test_speakers=1)
-    write_manifests(standard_sets(corpus), root / "manifests")
-    for split in ("train", "dev"):
-        compute_features(root / f"manifests/timit_recordings_{split}.jsonl.gz",
-                         root / f"manifests/timit_supervisions_{split}.jsonl.gz",
-                         root / f"features/cuts_{split}.jsonl.gz", root / f"features/feats_{split}", FEATURES)
-    compute_global_stats(CutSet.from_file(root / "features/cuts_train.jsonl.gz"), FEATURES, root / "features/stats.pt")
-    prepare_lang(root / "lang", 60)
-    return root
-
-
-# ----------------------------------------------------------------------------------------------------------
-# A transducer's training killed mid-epoch (stages 6-7; the recipe runs above train CTC only, to stay fast)
+# A transducer's training killed mid-epoch, on the skeleton corpus's features (conftest.py) (stages 6-7; the recipe runs above train CTC only, to stay fast)
 
 TRANSDUCER = {
     "seed": 3, "data": {"phone_set": 60}, "features": FEATURES,

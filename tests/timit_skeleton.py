@@ -14,6 +14,8 @@ from lhotse.recipes.timit import get_speakers
 
 UTTERANCES = ["SA1", "SA2", "SI943", "SI1573", "SI2203", "SX43", "SX133", "SX223", "SX313", "SX403"]
 NUM_SAMPLES = 4800
+#: the recipe's default features, as the tests compute them on a skeleton corpus
+FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
 PHONES = [(0, 1200, "h#"), (1200, 2000, "s"), (2000, 2400, "q"), (2400, 3400, "iy"), (3400, 4800, "h#")]
 
 

@@ -58,22 +58,27 @@ class Transducer(nn.Module):
         boundary[:, 2] = y_lens
         boundary[:, 3] = encoder_lens
 
-        simple = rnnt_loss_smoothed(
-            lm=self.simple_lm_proj(decoder_out), am=self.simple_am_proj(encoder_out), symbols=symbols,
-            termination_symbol=blank, lm_only_scale=lm_scale, am_only_scale=am_scale, boundary=boundary,
-            reduction="sum", return_grad=loss == "pruned")
+        # The losses in float32 also under mixed precision (autocast), as icefall does: they sum over many paths.
+        float32 = torch.autocast(x.device.type, enabled=False)
+        with float32:
+            simple = rnnt_loss_smoothed(
+                lm=self.simple_lm_proj(decoder_out).float(), am=self.simple_am_proj(encoder_out).float(),
+                symbols=symbols, termination_symbol=blank, lm_only_scale=lm_scale, am_only_scale=am_scale,
+                boundary=boundary, reduction="sum", return_grad=loss == "pruned")
         encoder_proj = self.joiner.project_encoder(encoder_out)  # (N, T', J)
         decoder_proj = self.joiner.project_decoder(decoder_out)  # (N, U + 1, J)
         if loss == "full":
             logits = self.joiner(encoder_proj.unsqueeze(2), decoder_proj.unsqueeze(1))  # (N, T', U + 1, V)
-            return simple, rnnt_loss(logits=logits, symbols=symbols, termination_symbol=blank, boundary=boundary,
-                                     reduction="sum")
+            with float32:
+                return simple, rnnt_loss(logits=logits.float(), symbols=symbols, termination_symbol=blank,
+                                         boundary=boundary, reduction="sum")
 
         simple_loss, (px_grad, py_grad) = simple
         ranges = get_rnnt_prune_ranges(px_grad=px_grad, py_grad=py_grad, boundary=boundary,
                                        s_range=prune_range)  # (N, T', s)
         encoder_pruned, decoder_pruned = do_rnnt_pruning(am=encoder_proj, lm=decoder_proj, ranges=ranges)
         logits = self.joiner(encoder_pruned, decoder_pruned)  # (N, T', s, V)
-        pruned_loss = rnnt_loss_pruned(logits=logits, symbols=symbols, ranges=ranges, termination_symbol=blank,
-                                       boundary=boundary, reduction="sum")
+        with float32:
+            pruned_loss = rnnt_loss_pruned(logits=logits.float(), symbols=symbols, ranges=ranges,
+                                           termination_symbol=blank, boundary=boundary, reduction="sum")
         return simple_loss, pruned_loss
