@@ -21,7 +21,8 @@ from lhotse import CutSet
 
 from asrkit.checkpoint import load_checkpoint
 from slurm_cluster import ClusterUnavailable, SlurmCluster
-from test_faults import TINY, kill_group, load_features, results_without_rtf
+from process_groups import kill_group
+from test_faults import TINY, load_features, results_without_rtf
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
