@@ -1,9 +1,10 @@
 """asrkit: use a trained model (the model.pt of a recipe's experiment directory, e.g. exp/ctc).
 
-  asrkit transcribe --model exp/ctc a.wav b.flac      phones with the time each was emitted
+  asrkit transcribe --model exp/ctc a.wav b.flac      phones (or words) with the time each was emitted
   asrkit export --model exp/ctc --output ctc.ts       TorchScript model
-  asrkit sensitivity --model exp/ctc --audio a.wav --phone iy --output iy.png
+  asrkit sensitivity --model exp/ctc --audio a.wav --token iy --output iy.png
                                                       input-sensitivity figure (Graves et al. 2013, Fig. 4)
+  asrkit new-recipe NAME [--dir recipes]              a new recipe from the template (docs/new_recipe.md)
 
 Run ``asrkit <command> --help`` for each command's options and output.
 """
@@ -15,6 +16,7 @@ from typing import List, Optional
 
 from asrkit.decode import METHODS
 from asrkit.export import export_model
+from asrkit.new_recipe import create_recipe
 from asrkit.sensitivity import plot_sensitivity
 from asrkit.transcribe import Transcriber
 
@@ -27,6 +29,7 @@ e.g. "a.wav<TAB>h#@0.00 sh@0.15 iy@0.27 h#@0.90": each phone (the model's traini
 seconds from the beginning of the file, of the encoder frame at which the model emitted it (frames are 10 ms
 times the model's stack_frames). Greedy search reports the frames of its own path; the beam searches report
 those of the most probable alignment of the phones they found. A file with no phones gives "<file><TAB>".
+A model of sentencepiece units prints words instead, each with the time of its first piece.
 
 Audio: anything soundfile reads (wav, flac, NIST sphere, ...), at any sampling rate (resampled to 16 kHz);
 several channels are averaged into one. A file that cannot be read is reported on stderr as
@@ -70,9 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--audio", type=Path, help="an audio file")
     source.add_argument("--cuts", type=Path, help="a cut manifest with features")
     command.add_argument("--utt", help="the cut id in --cuts (default: its first cut)")
-    command.add_argument("--phone", help="a phone of the model's phone set (default: the first phone the model "
-                                          "emits that is not silence or a closure)")
+    command.add_argument("--token", "--phone", dest="phone",
+                         help="a token of the model (a phone, or a sentencepiece piece; default: the first token "
+                              "the model emits that is not silence or a closure)")
     command.add_argument("--output", type=Path, required=True, help="the PNG file to write")
+
+    command = commands.add_parser("new-recipe", help="a new recipe from the template (docs/new_recipe.md)",
+                                  description="Creates DIR/NAME with config.yaml, run.sh, rules/prepare.smk and "
+                                              "local/prepare.py, for a corpus of <part>/<utterance>.wav + .txt "
+                                              "files and sentencepiece units; adapt local/prepare.py to yours.")
+    command.add_argument("name", help="the recipe name: lower-case letters, digits and underscores")
+    command.add_argument("--dir", type=Path, default=Path("recipes"), help="where to create it (default recipes)")
     return parser
 
 
@@ -104,7 +115,13 @@ def sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity}
+def new_recipe(args: argparse.Namespace) -> int:
+    recipe_dir = create_recipe(args.name, args.dir)
+    print(f"{recipe_dir}: set corpus_dir in config.yaml, then run {recipe_dir / 'run.sh'} (docs/new_recipe.md)")
+    return 0
+
+
+COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity, "new-recipe": new_recipe}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

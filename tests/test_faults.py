@@ -29,7 +29,7 @@ from lhotse import CutSet
 
 from asrkit.checkpoint import load_checkpoint
 from asrkit.features import compute_features, compute_global_stats
-from asrkit.lang import prepare_lang
+from asrkit.lang import prepare_phones
 from prepare_timit import standard_sets, write_manifests
 from timit_skeleton import write_timit_skeleton
 
@@ -470,7 +470,7 @@ def skeleton(tmp_path_factory) -> Path:
                          root / f"manifests/timit_supervisions_{split}.jsonl.gz",
                          root / f"features/cuts_{split}.jsonl.gz", root / f"features/feats_{split}", FEATURES)
     compute_global_stats(CutSet.from_file(root / "features/cuts_train.jsonl.gz"), FEATURES, root / "features/stats.pt")
-    prepare_lang(root / "lang", 60)
+    prepare_phones(root / "lang", 60)
     return root
 
 
@@ -478,7 +478,7 @@ def skeleton(tmp_path_factory) -> Path:
 # A transducer's training killed mid-epoch (stages 6-7; the recipe runs above train CTC only, to stay fast)
 
 TRANSDUCER = {
-    "seed": 3, "data": {"phone_set": 60}, "features": FEATURES,
+    "seed": 3, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
     "model": {"type": "transducer", "num_layers": 1, "hidden_size": 16, "stack_frames": 3, "dropout": 0.1,
               "decoder_embedding_dim": 16, "decoder_hidden_size": 16, "joiner_dim": 16},
     # the pruned loss is switched on after 3 batches and raised after 6: a resume after batch 4 must know that
