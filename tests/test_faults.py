@@ -30,7 +30,8 @@ from lhotse import CutSet
 from asrkit.checkpoint import load_checkpoint
 from asrkit.features import compute_features, compute_global_stats
 from asrkit.lang import prepare_phones
-from prepare_timit import standard_sets, write_manifests
+from asrkit.corpus import write_manifests
+from prepare_timit import standard_sets
 from timit_skeleton import write_timit_skeleton
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -464,7 +465,7 @@ def skeleton(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("skeleton")
     corpus = write_timit_skeleton(root / "corpus", num_train_speakers=4, num_other_test_speakers=0,
                                   num_dev_speakers=1, num_test_speakers=1)
-    write_manifests(standard_sets(corpus), root / "manifests")
+    write_manifests(standard_sets(corpus), root / "manifests", "timit")
     for split in ("train", "dev"):
         compute_features(root / f"manifests/timit_recordings_{split}.jsonl.gz",
                          root / f"manifests/timit_supervisions_{split}.jsonl.gz",

@@ -5,7 +5,8 @@ import pytest
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
 
-from prepare_librispeech import CorpusError, librispeech_sets, write_manifests
+from asrkit.corpus import write_manifests
+from prepare_librispeech import CorpusError, librispeech_sets
 
 PARTS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}
 
@@ -35,7 +36,7 @@ def test_good_corpus_gives_sorted_manifests_per_split(tmp_path):
         assert len(recordings) == len(supervisions) == 4
         assert [s.id for s in supervisions] == sorted(s.id for s in supervisions)
         assert supervisions[0].text == "HELLO WORLD NUMBER 0"
-    write_manifests(sets, tmp_path / "manifests")
+    write_manifests(sets, tmp_path / "manifests", "librispeech")
     assert len(RecordingSet.from_file(tmp_path / "manifests/librispeech_recordings_dev.jsonl.gz")) == 4
     assert len(SupervisionSet.from_file(tmp_path / "manifests/librispeech_supervisions_test.jsonl.gz")) == 4
 

@@ -17,7 +17,8 @@ from asrkit.features import add_deltas, compute_features, compute_global_stats, 
 from asrkit.lang import BLANK, TokenTable, prepare_phones
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.train import train
-from prepare_timit import standard_sets, write_manifests
+from asrkit.corpus import write_manifests
+from prepare_timit import standard_sets
 from timit_skeleton import write_timit_skeleton
 
 FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
@@ -29,7 +30,7 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
     corpus = write_timit_skeleton(root / "corpus", num_train_speakers=4, num_other_test_speakers=0,
                                   num_dev_speakers=1, num_test_speakers=1)
-    write_manifests(standard_sets(corpus), root / "manifests")
+    write_manifests(standard_sets(corpus), root / "manifests", "timit")
     for split in ("train", "dev", "test"):
         compute_features(root / f"manifests/timit_recordings_{split}.jsonl.gz",
                          root / f"manifests/timit_supervisions_{split}.jsonl.gz",

@@ -18,8 +18,7 @@ from typing import Dict, List, Optional
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.librispeech import prepare_librispeech
 
-from asrkit.corpus_checks import CorpusError, check_audio, raise_problems
-from asrkit.io import atomic_output
+from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
 
 
 def check_chapter(chapter_dir: Path) -> List[str]:
@@ -74,15 +73,6 @@ def librispeech_sets(corpus_dir: Path, parts: Dict[str, str], num_jobs: int = 1)
             for split, part in parts.items()}
 
 
-def write_manifests(sets: Dict[str, tuple], output_dir: Path) -> None:
-    for split, (recordings, supervisions) in sets.items():
-        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-            with atomic_output(output_dir / f"librispeech_{kind}_{split}.jsonl.gz") as tmp:
-                manifest.to_file(tmp)
-        logging.info(f"{split}: {len(supervisions)} utterances, {len({s.speaker for s in supervisions})} speakers "
-                     f"-> {output_dir}/librispeech_*_{split}.jsonl.gz")
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus-dir", type=Path, required=True, help="the folder holding the LibriSpeech parts")
@@ -98,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         sets = librispeech_sets(args.corpus_dir, parts, args.num_jobs)
     except CorpusError as e:
         raise SystemExit(f"error: {e}")
-    write_manifests(sets, args.output_dir)
+    write_manifests(sets, args.output_dir, "librispeech")
 
 
 if __name__ == "__main__":

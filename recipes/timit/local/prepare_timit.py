@@ -24,8 +24,7 @@ import soundfile
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
-from asrkit.corpus_checks import CorpusError, check_audio, raise_problems
-from asrkit.io import atomic_output
+from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
 from asrkit.phones import DROPPED_PHONES, TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
@@ -189,16 +188,6 @@ def check_standard_sizes(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], c
             )
 
 
-def write_manifests(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Path) -> None:
-    for split, (recordings, supervisions) in sets.items():
-        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-            path = output_dir / f"timit_{kind}_{split}.jsonl.gz"
-            with atomic_output(path) as tmp:
-                manifest.to_file(tmp)
-        logging.info(f"{split}: {len(supervisions)} utterances, "
-                     f"{len({s.speaker for s in supervisions})} speakers -> {output_dir}/timit_*_{split}.jsonl.gz")
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus-dir", type=Path, required=True, help="TIMIT copy (holding TRAIN/ and TEST/)")
@@ -214,7 +203,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             check_standard_sizes(sets, args.corpus_dir)
     except CorpusError as e:
         raise SystemExit(f"error: {e}")
-    write_manifests(sets, args.output_dir)
+    write_manifests(sets, args.output_dir, "timit")
 
 
 if __name__ == "__main__":

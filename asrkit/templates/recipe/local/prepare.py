@@ -13,8 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
-from asrkit.corpus_checks import CorpusError, check_audio, raise_problems
-from asrkit.io import atomic_output
+from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -70,11 +69,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         sets = prepare(args.corpus_dir, {"train": args.train_part, "dev": args.dev_part, "test": args.test_part})
     except CorpusError as e:
         raise SystemExit(f"error: {e}")
-    for split, (recordings, supervisions) in sets.items():
-        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-            with atomic_output(args.output_dir / f"{args.recipe}_{kind}_{split}.jsonl.gz") as tmp:
-                manifest.to_file(tmp)
-        logging.info(f"{split}: {len(supervisions)} utterances -> {args.output_dir}/{args.recipe}_*_{split}.jsonl.gz")
+    write_manifests(sets, args.output_dir, args.recipe)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,18 @@
-"""Checks that recipes' prepare steps run on a corpus before lhotse reads it: each problem names the file.
+"""For recipes' prepare steps: checks on a corpus before lhotse reads it, and the manifests they write.
 
 lhotse's recipes skip a file they cannot find with a warning, and fail on unreadable audio with a bare
-traceback; a recipe collects every problem with these checks and stops with all of them at once.
+traceback; a recipe collects every problem with these checks and stops with all of them at once. Then it
+writes ``data/manifests/<recipe>_{recordings,supervisions}_<split>.jsonl.gz``, what the shared stages read.
 """
 
+import logging
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import soundfile
+from lhotse import RecordingSet, SupervisionSet
+
+from asrkit.io import atomic_output
 
 SAMPLE_RATE = 16000
 #: at most this many problems are listed in the error
@@ -54,3 +59,13 @@ def raise_problems(problems: List[str]) -> None:
         shown = "\n  ".join(problems[:MAX_PROBLEMS_SHOWN])
         more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         raise CorpusError(f"{len(problems)} problem(s) in the corpus:\n  {shown}{more}")
+
+
+def write_manifests(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Path, recipe: str) -> None:
+    """Write each split's (recordings, supervisions) as ``<recipe>_{recordings,supervisions}_<split>.jsonl.gz``."""
+    for split, (recordings, supervisions) in sets.items():
+        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
+            with atomic_output(Path(output_dir) / f"{recipe}_{kind}_{split}.jsonl.gz") as tmp:
+                manifest.to_file(tmp)
+        logging.info(f"{split}: {len(supervisions)} utterances, {len({s.speaker for s in supervisions})} speakers "
+                     f"-> {output_dir}/{recipe}_*_{split}.jsonl.gz")
