@@ -89,8 +89,8 @@ def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir:
                                                    "vocab_size": len(tokens), **record})
     with atomic_output(exp_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=1))
-    logging.info(f"best dev perplexity {best['dev_perplexity']:.2f} (epoch {best['epoch']}; {len(tokens) - 1} "
-                 f"tokens and blank) -> {exp_dir}/model.pt")
+    logging.info(f"best dev perplexity {best['dev_perplexity']:.2f} (epoch {best['epoch']}; {len(tokens)} "
+                 f"tokens with blank) -> {exp_dir}/model.pt")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,13 +1,13 @@
 # Stages 4-7: CTC, the phone LM (prediction network pretraining on the tokens: phones or pieces), TRANS and
-# PRETRANS. Each resumes from its
-# exp/<model>/checkpoints after a crash. Only the models listed in the config's `models` are trained.
+# PRETRANS. Each resumes from its exp/<model>/checkpoints after a crash. Only the models listed in the config's
+# `models` are trained.
 
 TRAIN_INPUTS = {
     "train": "data/features/cuts_train.jsonl.gz",
     "dev": "data/features/cuts_dev.jsonl.gz",
     "stats": "data/features/stats.pt",
     "tokens": "data/lang/tokens.txt",
-    "lang": rules.lang.output.extra,  # sentencepiece: the model the tokens come from
+    "lang": rules.lang.output.extra,  # the folding tables, or the sentencepiece model the tokens come from
 }
 # How a run trains, not what it trains: kept out of the params (and of the checkpoints' fingerprint), so that
 # changing them neither retrains nor discards checkpoints. Resuming is exact, so they cannot change the model.

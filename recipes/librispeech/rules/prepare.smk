@@ -18,7 +18,7 @@ rule demo_corpus:
     log:
         "logs/0_demo_corpus.log",
     shell:
-        "{PY} {params.script} --out {output} --seed {params.seed} --num-jobs {threads} {params.parts}"
+        "{PY} {params.script:q} --out {output} --seed {params.seed} --num-jobs {threads} {params.parts}"
         " --num-train-speakers {params.sizes[num_train_speakers]} --num-dev-speakers {params.sizes[num_dev_speakers]}"
         " --num-test-speakers {params.sizes[num_test_speakers]}"
         " --utterances-per-speaker {params.sizes[utterances_per_speaker]} 2>&1 | tee {log}"
@@ -37,7 +37,7 @@ rule manifests:
     log:
         "logs/1_manifests.log",
     shell:
-        "{PY} {params.script} --corpus-dir {params.corpus_dir:q} --output-dir data/manifests {params.parts}"
+        "{PY} {params.script:q} --corpus-dir {params.corpus_dir:q} --output-dir data/manifests {params.parts}"
         " --num-jobs {threads} 2>&1 | tee {log}"
 
 

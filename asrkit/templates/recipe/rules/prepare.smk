@@ -15,7 +15,7 @@ rule manifests:
     log:
         "logs/1_manifests.log",
     shell:
-        "{PY} {params.script} --corpus-dir {CORPUS_DIR:q} --output-dir data/manifests --recipe {RECIPE}"
+        "{PY} {params.script:q} --corpus-dir {CORPUS_DIR:q} --output-dir data/manifests --recipe {RECIPE}"
         " {params.parts} 2>&1 | tee {log}"
 
 
