@@ -76,7 +76,9 @@ class SentencePieceUnits:
         self.processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
 
     def token_symbols(self, supervision: SupervisionSegment) -> List[str]:
-        return self.processor.encode(supervision.text, out_type=str)
+        """The pieces of the transcript; a character the training transcripts lack becomes ``<unk>`` (through
+        the ids: ``out_type=str`` would keep it as a piece that the token table does not have)."""
+        return [self.processor.id_to_piece(i) for i in self.processor.encode(supervision.text)]
 
     def reference(self, supervision: SupervisionSegment) -> List[str]:
         """The scored reference: the words of the transcript."""

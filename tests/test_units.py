@@ -36,6 +36,8 @@ def test_sentencepiece_is_deterministic_and_round_trips(model_type):
         ids = tokens.encode(symbols)
         assert 0 not in ids and ids == processor.encode(text)
         assert units.scored(tokens.decode(ids)) == text.split() == units.reference(supervision(text))
+    unseen = units.token_symbols(supervision("A JUMBO QUAY"))  # J and Q are not in the training texts
+    assert "<unk>" in unseen and tokens.encode(unseen)
 
 
 def test_sentencepiece_units_survive_a_checkpoint_state():
