@@ -10,11 +10,11 @@ min_version("9.0")
 
 validate(config, "asrkit/schemas/config.schema.yaml")  # before anything runs: a typo stops here, named
 RECIPE = config["recipe"]
-RECIPE_DIR = Path(workflow.basedir) / "recipes" / RECIPE
+RECIPE_DIR = Path(config.get("recipe_dir", Path(workflow.basedir) / "recipes" / RECIPE))
 
 include: "rules/common.smk"
-include: f"recipes/{RECIPE}/rules/prepare.smk"  # stages 0-1: corpus-specific
+include: RECIPE_DIR / "rules/prepare.smk"      # stages 0-1: corpus-specific
 include: "rules/features.smk"                  # stage 2
-include: "rules/lang.smk"                      # stage 3
+include: "rules/lang.smk"                      # stage 3: units
 include: "rules/train.smk"                     # stages 4-7
 include: "rules/score.smk"                     # stages 8-9

@@ -1,14 +1,15 @@
 """asrkit: use a trained model (the model.pt of a recipe's experiment directory, e.g. exp/ctc), or move a
 corpus between asrkit's manifests and Kaldi data directories.
 
-  asrkit transcribe --model exp/ctc a.wav b.flac      phones with the time each was emitted
+  asrkit transcribe --model exp/ctc a.wav b.flac      phones (or words) with the time each was emitted
   asrkit export --model exp/ctc --output ctc.ts       TorchScript model
-  asrkit sensitivity --model exp/ctc --audio a.wav --phone iy --output iy.png
+  asrkit sensitivity --model exp/ctc --audio a.wav --token iy --output iy.png
                                                       input-sensitivity figure (Graves et al. 2013, Fig. 4)
   asrkit kaldi-export --recordings R --supervisions S --out-dir data/kaldi/train
                                                       a split's manifests -> Kaldi data directory
   asrkit kaldi-import --data-dir data/kaldi/train --split train
                                                       Kaldi data directory -> data/manifests/timit_*_train.jsonl.gz
+  asrkit new-recipe NAME [--dir recipes]              a new recipe from the template (docs/new_recipe.md)
 
 Run ``asrkit <command> --help`` for each command's options and output.
 """
@@ -23,6 +24,7 @@ from asrkit.decode import METHODS
 from asrkit.device import DEVICE_CHOICES
 from asrkit.export import export_model
 from asrkit.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.new_recipe import create_recipe
 from asrkit.sensitivity import plot_sensitivity
 from asrkit.transcribe import Transcriber
 
@@ -35,6 +37,7 @@ e.g. "a.wav<TAB>h#@0.00 sh@0.15 iy@0.27 h#@0.90": each phone (the model's traini
 seconds from the beginning of the file, of the encoder frame at which the model emitted it (frames are 10 ms
 times the model's stack_frames). Greedy search reports the frames of its own path; the beam searches report
 those of the most probable alignment of the phones they found. A file with no phones gives "<file><TAB>".
+A model of sentencepiece units prints words instead, each with the time of its first piece.
 
 Audio: anything soundfile reads (wav, flac, NIST sphere, ...), at any sampling rate (resampled to 16 kHz);
 several channels are averaged into one. A file that cannot be read is reported on stderr as
@@ -95,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--audio", type=Path, help="an audio file")
     source.add_argument("--cuts", type=Path, help="a cut manifest with features")
     command.add_argument("--utt", help="the cut id in --cuts (default: its first cut)")
-    command.add_argument("--phone", help="a phone of the model's phone set (default: the first phone the model "
-                                          "emits that is not silence or a closure)")
+    command.add_argument("--token", "--phone", dest="phone",
+                         help="a token of the model (a phone, or a sentencepiece piece; default: the first token "
+                              "the model emits that is not silence or a closure)")
     command.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device_help)
     command.add_argument("--output", type=Path, required=True, help="the PNG file to write")
 
@@ -127,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="take the durations from reco2dur instead of reading every recording (faster; "
                               "unreadable audio is then found only when features are computed; default: read)")
     command.add_argument("--num-jobs", type=int, default=1, help="processes reading audio (default 1)")
+
+    command = commands.add_parser("new-recipe", help="a new recipe from the template (docs/new_recipe.md)",
+                                  description="Creates DIR/NAME with config.yaml, run.sh, rules/prepare.smk and "
+                                              "local/prepare.py, for a corpus of <part>/<utterance>.wav + .txt "
+                                              "files and sentencepiece units; adapt local/prepare.py to yours.")
+    command.add_argument("name", help="the recipe name: lower-case letters, digits and underscores")
+    command.add_argument("--dir", type=Path, default=Path("recipes"), help="where to create it (default recipes)")
     return parser
 
 
@@ -171,8 +182,14 @@ def kaldi_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def new_recipe(args: argparse.Namespace) -> int:
+    recipe_dir = create_recipe(args.name, args.dir)
+    print(f"{recipe_dir}: set corpus_dir in config.yaml, then run {recipe_dir / 'run.sh'} (docs/new_recipe.md)")
+    return 0
+
+
 COMMANDS = {"transcribe": transcribe, "export": export, "sensitivity": sensitivity, "kaldi-export": kaldi_export,
-            "kaldi-import": kaldi_import}
+            "kaldi-import": kaldi_import, "new-recipe": new_recipe}
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,4 +1,4 @@
-"""Batches for phone recognition: normalised features with deltas, and token targets, from lhotse cuts."""
+"""Batches for recognition: normalised features with deltas, and token targets, from lhotse cuts."""
 
 from typing import Dict, List
 
@@ -7,19 +7,20 @@ from lhotse import CutSet
 from torch.nn.utils.rnn import pad_sequence
 
 from asrkit.features import expand_features
-from asrkit.lang import TokenTable, supervision_phones
+from asrkit.lang import TokenTable
+from asrkit.units import Units
 
 
-class PhoneRecognitionDataset(torch.utils.data.Dataset):
+class RecognitionDataset(torch.utils.data.Dataset):
     """Turns a CutSet (one batch from a lhotse sampler) into padded tensors.
 
     Returns a dict: ``features`` (N, T, C) float, ``feature_lens`` (N,), ``targets`` (N, U) padded with 0,
     ``target_lens`` (N,), ``cut_ids`` (list of N str). Utterances are sorted longest first.
     """
 
-    def __init__(self, tokens: TokenTable, num_phones: int, feature_options: Dict, stats: Dict[str, torch.Tensor]):
+    def __init__(self, tokens: TokenTable, units: Units, feature_options: Dict, stats: Dict[str, torch.Tensor]):
         self.tokens = tokens
-        self.num_phones = num_phones
+        self.units = units
         self.feature_options = feature_options
         self.mean = stats["mean"]
         self.std = stats["std"]
@@ -31,8 +32,8 @@ class PhoneRecognitionDataset(torch.utils.data.Dataset):
         for cut in cuts:
             frames = expand_features(torch.from_numpy(cut.load_features()), self.feature_options)
             features.append((frames - self.mean) / self.std)
-            phones = [p for s in cut.supervisions for p in supervision_phones(s, self.num_phones)]
-            targets.append(torch.tensor(self.tokens.encode(phones, context=cut.id), dtype=torch.long))
+            symbols = [t for s in cut.supervisions for t in self.units.token_symbols(s)]
+            targets.append(torch.tensor(self.tokens.encode(symbols, context=cut.id), dtype=torch.long))
         return {
             "features": pad_sequence(features, batch_first=True),
             "feature_lens": torch.tensor([f.shape[0] for f in features]),
@@ -43,5 +44,5 @@ class PhoneRecognitionDataset(torch.utils.data.Dataset):
 
 
 def to_device(batch: Dict, device: torch.device) -> Dict:
-    """A batch of :class:`PhoneRecognitionDataset` with its tensors on ``device``."""
+    """A batch of :class:`RecognitionDataset` with its tensors on ``device``."""
     return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}

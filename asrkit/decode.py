@@ -1,7 +1,7 @@
 """Decode a cut set with a trained CTC model or transducer (greedy or beam searches).
 
-Writes ``<output>``: one ``utterance-id phone phone ...`` line per utterance (training phone set), and
-``<output>.json`` beside it with the decoding time and real-time factor.
+Writes ``<output>``: one ``utterance-id token token ...`` line per utterance (token symbols: training phones
+or sentencepiece pieces), and ``<output>.json`` beside it with the decoding time and real-time factor.
 
 Run as ``python -m asrkit.decode --help``; the recipe's Snakemake rule does.
 """
@@ -20,12 +20,13 @@ from lhotse.dataset import SimpleCutSampler
 from asrkit.beam_search import beam_search, greedy_search_batch, modified_beam_search
 from asrkit.checkpoint import Model, load_checkpoint, load_model
 from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search
-from asrkit.dataset import PhoneRecognitionDataset, to_device
+from asrkit.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
+from asrkit.units import units_from_state
 
 #: decoding methods by model type
 METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
@@ -60,7 +61,7 @@ def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
 
 def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0,
            device: str = "auto") -> Dict[str, List[str]]:
-    """Phone sequences (training phone set) by cut id. device: auto, cpu or cuda (see asrkit.device)."""
+    """Token symbol sequences by cut id. device: auto, cpu or cuda (see asrkit.device)."""
     checkpoint = load_checkpoint(model_path)
     model_type = checkpoint["model_options"].get("type", "ctc")
     if method not in METHODS[model_type]:
@@ -68,7 +69,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1,
     torch_device = resolve_device(device)
     model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
     tokens = TokenTable(checkpoint["tokens"])
-    dataset = PhoneRecognitionDataset(tokens, checkpoint["num_phones"], checkpoint["feature_options"],
+    dataset = RecognitionDataset(tokens, units_from_state(checkpoint["units"]), checkpoint["feature_options"],
                                       checkpoint["stats"])
     # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
     sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
@@ -84,14 +85,14 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1,
 
 def write_hyps(hyps: Dict[str, List[str]], path: Path) -> None:
     with atomic_output(path) as tmp:
-        tmp.write_text("".join(f"{utt} {' '.join(phones)}\n" for utt, phones in sorted(hyps.items())))
+        tmp.write_text("".join(f"{utt} {' '.join(symbols)}\n" for utt, symbols in sorted(hyps.items())))
 
 
 def read_hyps(path: Path) -> Dict[str, List[str]]:
     hyps = {}
     for line in Path(path).read_text().splitlines():
-        utt, *phones = line.split()
-        hyps[utt] = phones
+        utt, *symbols = line.split()
+        hyps[utt] = symbols
     return hyps
 
 
@@ -103,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
     parser.add_argument("--beam", type=int, default=10, help="beam width (paper: 100)")
     parser.add_argument("--avg", type=int, default=1,
-                        help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev PER")
+                        help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev error rate")
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")

@@ -15,8 +15,10 @@ normalised; ``normalise`` applies the training set's mean and standard deviation
 T' = ceil(T / stack_frames). Pad batches with zeros, as training did: with stack_frames > 1, the last step of
 an utterance also reads the padding frames after it (as :class:`asrkit.model.encoder.BiLstmEncoder` does).
 The file also holds ``asrkit.json`` (read it with ``torch.jit.load(path, _extra_files={"asrkit.json": ""})``):
-the model type, the tokens (id order, blank first), the feature options, the deltas window, the input
-dimension and the seconds per output frame.
+the model type, the tokens (id order, blank first), the units (``{"type": "phones", "phone_set": 60}`` or
+``{"type": "sentencepiece"}``), the feature options, the deltas window, the input dimension and the seconds
+per output frame; a model of sentencepiece units also holds ``sentencepiece.model``, which turns its pieces
+into words.
 
 Peephole-LSTM encoders are exported too: their recurrence, an autograd Function in asrkit (which TorchScript
 cannot hold), is written here as plain tensor operations, the same equations as
@@ -41,6 +43,8 @@ from asrkit.transcribe import Transcriber
 
 PathLike = Union[str, Path]
 METADATA = "asrkit.json"
+#: the extra file holding a sentencepiece model (models of sentencepiece units), to turn pieces into words
+SENTENCEPIECE_FILE = "sentencepiece.model"
 
 
 def _stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -208,10 +212,12 @@ def export_model(model: PathLike, output: PathLike) -> torch.jit.ScriptModule:
     wrapper = (ExportedCtc if isinstance(network, CtcModel) else ExportedTransducer)(
         network, transcriber.mean, transcriber.std)
     scripted = torch.jit.script(wrapper.eval())
-    metadata = {"model_type": transcriber.model_type, "tokens": transcriber.tokens.symbols,
+    units = transcriber.units.state()
+    extra_files = {SENTENCEPIECE_FILE: units.pop("model")} if "model" in units else {}
+    metadata = {"model_type": transcriber.model_type, "tokens": transcriber.tokens.symbols, "units": units,
                 "feature_options": transcriber.feature_options, "deltas_window": DELTA_WINDOW,
                 "input_dim": transcriber.input_dim, "frame_shift_seconds": transcriber.frame_shift,
                 "source": str(transcriber.model_path)}
     with atomic_output(output) as tmp:
-        torch.jit.save(scripted, str(tmp), _extra_files={METADATA: json.dumps(metadata, indent=1)})
+        torch.jit.save(scripted, str(tmp), _extra_files={METADATA: json.dumps(metadata, indent=1), **extra_files})
     return scripted

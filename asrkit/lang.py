@@ -1,19 +1,22 @@
-"""Stage 3: the token table (blank + phones) and the phone folding tables, as data files in ``data/lang``.
+"""Stage 3, units: the token table and what the units need beside it, as data files in ``data/lang``.
 
-``tokens.txt`` has one ``symbol id`` per line, Kaldi/icefall style; id 0 is the blank. The folding tables
-``phones.60-48.map`` and ``phones.60-39.map`` (``from to`` per line) are written beside it so that every
-number a recipe reports can be traced to a file.
+``tokens.txt`` has one ``symbol id`` per line, Kaldi/icefall style; id 0 is the blank. Phones (TIMIT): blank
++ the training phones, and the folding tables ``phones.60-48.map`` and ``phones.60-39.map`` (``from to`` per
+line), so that every number a recipe reports can be traced to a file. Sentencepiece: ``bpe.model`` trained on
+the training transcripts (model type and vocabulary size from the config's ``units``), its pieces as tokens.
 """
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from lhotse import SupervisionSegment
+from lhotse import SupervisionSet
 
 from asrkit.io import atomic_output
-from asrkit.phones import fold, folding_map, phone_set
+from asrkit.phones import folding_map, phone_set
+from asrkit.units import SENTENCEPIECE_MODEL, SentencePieceUnits, train_sentencepiece
 
 BLANK = "<blk>"
 
@@ -54,17 +57,7 @@ class TokenTable:
             tmp.write_text("".join(f"{s} {i}\n" for i, s in enumerate(self.symbols)))
 
 
-def supervision_phones(supervision: SupervisionSegment, num_phones: int) -> List[str]:
-    """The phone sequence of an utterance in the training phone set (60 labels, or folded to 48)."""
-    if not supervision.alignment or "phone" not in supervision.alignment:
-        raise ValueError(f"utterance {supervision.id} has no phone alignment: training and scoring read the 60 "
-                         f"TIMIT phones of a supervision's alignment (manifests imported from a Kaldi data "
-                         f"directory have text only)")
-    phones = [item.symbol for item in supervision.alignment["phone"]]
-    return fold(phones, 60, num_phones) if num_phones != 60 else phones
-
-
-def prepare_lang(lang_dir: Path, num_phones: int) -> None:
+def prepare_phones(lang_dir: Path, num_phones: int) -> None:
     """Write ``tokens.txt`` for the training phone set and the folding tables into ``lang_dir``."""
     TokenTable([BLANK] + phone_set(num_phones)).save(lang_dir / "tokens.txt")
     for target in (48, 39):
@@ -74,13 +67,38 @@ def prepare_lang(lang_dir: Path, num_phones: int) -> None:
     logging.info(f"{num_phones} phones + blank -> {lang_dir}/tokens.txt; folding tables -> {lang_dir}")
 
 
+def prepare_sentencepiece(lang_dir: Path, options: Dict, train_supervisions: Path) -> None:
+    """Train sentencepiece on the training transcripts; write ``bpe.model`` and its pieces as ``tokens.txt``."""
+    texts = [s.text for s in SupervisionSet.from_file(train_supervisions)]
+    model = train_sentencepiece(texts, options["model_type"], options["vocab_size"], BLANK)
+    with atomic_output(lang_dir / SENTENCEPIECE_MODEL) as tmp:
+        tmp.write_bytes(model)
+    processor = SentencePieceUnits(model).processor
+    TokenTable([processor.id_to_piece(i) for i in range(processor.get_piece_size())]).save(lang_dir / "tokens.txt")
+    logging.info(f"{processor.get_piece_size()} tokens (blank, unk and {options['model_type']} pieces; "
+                 f"{options['vocab_size']} asked for) from {train_supervisions} -> {lang_dir}/{SENTENCEPIECE_MODEL}, "
+                 f"{lang_dir}/tokens.txt")
+
+
+def prepare_lang(lang_dir: Path, options: Dict, train_supervisions: Optional[Path] = None) -> None:
+    """Stage 3 for the config's ``units`` section; sentencepiece is trained on ``train_supervisions``."""
+    if options["type"] == "phones":
+        prepare_phones(lang_dir, options["phone_set"])
+    elif train_supervisions is None:
+        raise ValueError("sentencepiece units are trained on the training supervisions: pass them")
+    else:
+        prepare_sentencepiece(lang_dir, options, train_supervisions)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--phone-set", type=int, choices=[60, 48], default=60, help="training phones (default 60)")
+    parser.add_argument("--units", type=json.loads, default={"type": "phones", "phone_set": 60},
+                        help='JSON of the config\'s units section (default {"type": "phones", "phone_set": 60})')
+    parser.add_argument("--train-supervisions", type=Path, help="training transcripts (sentencepiece units)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [lang] %(message)s")
-    prepare_lang(args.lang_dir, args.phone_set)
+    prepare_lang(args.lang_dir, args.units, args.train_supervisions)
 
 
 if __name__ == "__main__":

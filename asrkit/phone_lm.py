@@ -1,7 +1,8 @@
-"""Pretrain the transducer's prediction network as a phone language model (Graves et al. 2013, PRETRANS).
+"""Pretrain the transducer's prediction network as a token language model (Graves et al. 2013, PRETRANS).
 
-The network (embedding + LSTM, with its ``lm_output`` head) reads blank + the phones of each training
-utterance and predicts the next phone, then blank as the end. Each epoch reports the dev perplexity; the
+The network (embedding + LSTM, with its ``lm_output`` head) reads blank + the tokens (phones or sentencepiece
+pieces) of each training utterance and predicts the next token, then blank as the end. The module keeps the
+paper's name, phone LM, which it is for TIMIT. Each epoch reports the dev perplexity; the
 weights with the lowest are kept as ``<exp-dir>/model.pt``, which the PRETRANS stage loads.
 
 Run as ``python -m asrkit.phone_lm --help``; the recipe's Snakemake rule does.
@@ -21,17 +22,18 @@ from torch.nn.utils.rnn import pad_sequence
 
 from asrkit.checkpoint import build_decoder, save_checkpoint
 from asrkit.io import atomic_output
-from asrkit.lang import TokenTable, supervision_phones
+from asrkit.lang import TokenTable
 from asrkit.model.decoder import Decoder
 from asrkit.progress import progress_bar
+from asrkit.units import Units, load_units
 
 #: the defaults of the config's ``phone_lm`` section
 DEFAULT_PHONE_LM_OPTIONS = {"num_epochs": 10, "batch_size": 32, "lr": 0.001}
 
 
-def phone_sequences(cuts_path: Path, tokens: TokenTable, num_phones: int) -> List[torch.Tensor]:
-    """Token ids of every utterance's phones, in manifest order."""
-    return [torch.tensor(tokens.encode([p for s in cut.supervisions for p in supervision_phones(s, num_phones)],
+def token_sequences(cuts_path: Path, tokens: TokenTable, units: Units) -> List[torch.Tensor]:
+    """Token ids of every utterance, in manifest order."""
+    return [torch.tensor(tokens.encode([t for s in cut.supervisions for t in units.token_symbols(s)],
                                        context=cut.id))
             for cut in CutSet.from_file(cuts_path)]
 
@@ -59,19 +61,19 @@ def perplexity(decoder: Decoder, sequences: List[torch.Tensor], batch_size: int)
 def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir: Path, options: Dict[str, Any]
                    ) -> None:
     lm = {**DEFAULT_PHONE_LM_OPTIONS, **options["phone_lm"]}
-    num_phones = options["data"]["phone_set"]
     tokens = TokenTable.load(tokens_path)
-    train_set = phone_sequences(train_cuts, tokens, num_phones)
-    dev_set = phone_sequences(dev_cuts, tokens, num_phones)
+    units = load_units(options["units"], tokens_path.parent)
+    train_set = token_sequences(train_cuts, tokens, units)
+    dev_set = token_sequences(dev_cuts, tokens, units)
     torch.manual_seed(options["seed"])
     decoder = build_decoder(options["model"], len(tokens))
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lm["lr"])
-    logging.info(f"phone LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} phones); "
+    logging.info(f"token LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} tokens); "
                  f"dev perplexity before training {perplexity(decoder, dev_set, lm['batch_size']):.1f}")
     history, best = [], None
     for epoch in range(1, lm["num_epochs"] + 1):
         for y, y_lens in progress_bar(batches(train_set, lm["batch_size"], options["seed"] + epoch),
-                                      desc=f"phone LM epoch {epoch}", unit="batch", leave=False):
+                                      desc=f"token LM epoch {epoch}", unit="batch", leave=False):
             nll, count = decoder.lm_loss(y, y_lens)
             optimizer.zero_grad()
             (nll / count).backward()
@@ -87,8 +89,8 @@ def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir:
                                                    "vocab_size": len(tokens), **record})
     with atomic_output(exp_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=1))
-    logging.info(f"best dev perplexity {best['dev_perplexity']:.2f} (epoch {best['epoch']}; {len(tokens) - 1} "
-                 f"phones) -> {exp_dir}/model.pt")
+    logging.info(f"best dev perplexity {best['dev_perplexity']:.2f} (epoch {best['epoch']}; {len(tokens)} "
+                 f"tokens with blank) -> {exp_dir}/model.pt")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -98,7 +100,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--tokens", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
     parser.add_argument("--options", type=json.loads, required=True,
-                        help="JSON with the config's seed, data, model (transducer sizes) and phone_lm sections")
+                        help="JSON with the config's seed, units, model (transducer sizes) and phone_lm sections")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [phone_lm] %(message)s")
     args.exp_dir.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,10 @@ DPI = 120
 
 
 def plot_training_curves(history: List[dict], path: PathLike) -> None:
-    """Two panels against epoch: train and dev loss, and dev PER; epochs lacking a value are skipped.
+    """Two panels against epoch: train and dev loss, and the dev error rate; epochs lacking a value are skipped.
 
     history: one dict per epoch with keys "epoch" (int) and, each optional or None, "train_loss",
-    "dev_loss" and "dev_per" (percent).
+    "dev_loss", "dev_error_rate" (percent) and "dev_metric" (its name, e.g. "PER" or "WER").
     """
     if not history:
         raise ValueError("no epochs to plot")
@@ -38,13 +38,14 @@ def plot_training_curves(history: List[dict], path: PathLike) -> None:
     loss_axes.set(xlabel="epoch", ylabel="loss", title="Loss per epoch")
     if loss_axes.lines:
         loss_axes.legend()
-    epochs, values = _series(history, "dev_per")
-    per_title = "Dev PER per epoch"
+    epochs, values = _series(history, "dev_error_rate")
+    metric = next((entry["dev_metric"] for entry in history if entry.get("dev_metric")), "error rate")
+    per_title = f"Dev {metric} per epoch"
     if epochs:
         per_axes.plot(epochs, values, marker="o", markersize=3, color="tab:green")
         best = int(np.argmin(values))
         per_title += f" (best {values[best]:.2f} at epoch {epochs[best]})"
-    per_axes.set(xlabel="epoch", ylabel="PER (%)", title=per_title)
+    per_axes.set(xlabel="epoch", ylabel=f"{metric} (%)", title=per_title)
     for axes in (loss_axes, per_axes):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)

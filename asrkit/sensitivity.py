@@ -1,6 +1,6 @@
 """Input sensitivity of a trained model, drawn as in Graves, Mohamed & Hinton 2013, Fig. 4.
 
-For a phone p that the model emits in an utterance (greedy search; its first occurrence), the figure shows
+For a token p (a phone, or a sentencepiece piece) that the model emits in an utterance (greedy search; its first occurrence), the figure shows
 d log P(p at the emitting frame) / d input, computed by autograd, with respect to the static features (log
 mel filterbank and energy, or MFCC, before deltas and normalisation: each static value reaches the network
 also through the deltas of the frames around it, and the gradient sums all of these paths). For CTC the
@@ -27,7 +27,6 @@ from matplotlib.figure import Figure
 from asrkit.io import atomic_output
 from asrkit.lang import BLANK
 from asrkit.model.ctc import CtcModel
-from asrkit.phones import fold
 from asrkit.transcribe import FRAME_SHIFT, AudioInput, GreedyPath, Transcriber, greedy_path
 
 PathLike = Union[str, Path]
@@ -58,19 +57,19 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
                       ) -> Sensitivity:
     """The sensitivity of the model's output ``phone`` where it first emits it. static: (T, D) features.
 
-    Without a phone, the first one emitted that is not silence or a closure (all fold to 39-phone "sil").
+    Without a phone, the first token emitted that is not silence or a closure (all fold to 39-phone "sil").
     """
     model = transcriber.model
     path = greedy_path(model, transcriber.network_input(static))
     if phone is None:
         emitted = transcriber.tokens.decode(path.tokens)
-        speech = [p for p in emitted if fold([p], transcriber.num_phones, 39)[0] != "sil"]
+        speech = [p for p in emitted if not transcriber.units.is_silence(p)]
         if not speech:
-            raise ValueError(f"{source}: the model emits no phone other than silence ({' '.join(emitted) or 'nothing'})")
+            raise ValueError(f"{source}: the model emits no token other than silence ({' '.join(emitted) or 'nothing'})")
         phone = speech[0]
     token = transcriber.tokens.ids.get(phone)
     if token is None or phone == BLANK:
-        raise ValueError(f"unknown phone {phone!r}: the model's phones are "
+        raise ValueError(f"unknown token {phone!r}: the model's tokens are "
                          f"{' '.join(transcriber.tokens.symbols[1:])}")
     if token not in path.tokens:
         emitted = " ".join(transcriber.tokens.decode(path.tokens)) or "nothing"
@@ -96,7 +95,7 @@ def first_cut_with_speech(transcriber: Transcriber, cuts: PathLike) -> str:
     only silence on some utterances; the figure needs a phone)."""
     for cut in CutSet.from_file(cuts):
         path = greedy_path(transcriber.model, transcriber.network_input(torch.from_numpy(cut.load_features())))
-        if any(fold([p], transcriber.num_phones, 39)[0] != "sil" for p in transcriber.tokens.decode(path.tokens)):
+        if any(not transcriber.units.is_silence(p) for p in transcriber.tokens.decode(path.tokens)):
             return cut.id
     raise ValueError(f"{cuts}: the model emits nothing but silence on every utterance")
 

@@ -3,9 +3,10 @@
 Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
 optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
 ``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
-best dev PER is kept as ``best.pt``. A rerun resumes exactly from the latest checkpoint written with the same
-options (checkpoints from other options are set aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json``
-are written: these two are the stage's outputs.
+best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``. A rerun resumes
+exactly from the latest checkpoint written with the same options (checkpoints from other options are set
+aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
+are the stage's outputs.
 
 Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
 DistributedDataParallel: each takes its share of every step's batches, rank 0 alone evaluates on dev and writes.
@@ -39,7 +40,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from asrkit.checkpoint import Model, build_model, load_checkpoint, load_weights, save_checkpoint
 from asrkit.decode import search
-from asrkit.dataset import PhoneRecognitionDataset, to_device
+from asrkit.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.distributed import ProcessGroup, end_process_group, start_process_group
 from asrkit.features import input_dim, load_stats
@@ -47,8 +48,8 @@ from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
-from asrkit.phones import fold
 from asrkit.scoring import score_utterances
+from asrkit.units import Units, load_units
 
 #: the defaults of the config's ``training`` section (see asrkit/schemas/config.schema.yaml)
 DEFAULT_TRAINING_OPTIONS = {
@@ -107,7 +108,7 @@ def training_sampler(cuts: CutSet, max_duration: float, seed: int, epoch: int, s
     return InterleavedShards(samplers)
 
 
-def make_loader(dataset: PhoneRecognitionDataset, sampler, seed: int, num_workers: int, epoch: int,
+def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: int, epoch: int,
                 skip_batches: int = 0) -> torch.utils.data.DataLoader:
     """Batches of tensors from a sampler of CutSets, without its first ``skip_batches`` (a resumed epoch)."""
     # The loader's own generator, not the global RNG, seeds its workers: resuming must not shift dropout noise.
@@ -147,9 +148,10 @@ class TrainingLoss(torch.nn.Module):
         return batch_loss(self.model, batch, self.transducer, batch_index)
 
 
-def evaluate(model: Model, loader, tokens: TokenTable, num_phones: int, transducer: Dict[str, Any],
-             device: torch.device) -> Dict[str, float]:
-    """Mean loss per utterance (as trained after warm-up) and greedy PER after folding to 39 phones."""
+def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: Dict[str, Any],
+             device: torch.device) -> Dict[str, Any]:
+    """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
+    metric: PER on 39 folded phones, or WER on the words the pieces make."""
     model.eval()
     total_loss, count, refs, hyps = 0.0, 0, {}, {}
     with torch.no_grad():
@@ -158,14 +160,15 @@ def evaluate(model: Model, loader, tokens: TokenTable, num_phones: int, transduc
             count += len(batch["cut_ids"])
             greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
             for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
-                refs[cut_id] = fold(tokens.decode(target[:n].tolist()), num_phones, 39)
-                hyps[cut_id] = fold(tokens.decode(ids), num_phones, 39)
+                refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
+                hyps[cut_id] = units.scored(tokens.decode(ids))
     model.train()
-    return {"dev_loss": total_loss / count, "dev_per": score_utterances(refs, hyps).totals.rate}
+    return {"dev_loss": total_loss / count, "dev_metric": units.metrics[0],
+            "dev_error_rate": score_utterances(refs, hyps).totals.rate}
 
 
 def initialise(model: Model, init: Dict[str, str]) -> None:
-    """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a phone LM."""
+    """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
     if "encoder" in init:
         weights = load_checkpoint(Path(init["encoder"]))["model"]
         load_weights(model.encoder, {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")},
@@ -288,7 +291,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     # run_options (loader workers, checkpoint frequency and count) do not change the model: they are not
     # part of the checkpoints' fingerprint below
     training = {**DEFAULT_TRAINING_OPTIONS, **options["training"], **(run_options or {})}
-    seed, num_phones = options["seed"], options["data"]["phone_set"]
+    seed = options["seed"]
     init = options.get("init", {})
     # Checkpoints are resumable only under the same options and the same pretrained parts. The number of
     # processes is among the options: with it change the float summation order and the ranks' dropout masks.
@@ -299,8 +302,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     group = start_process_group(torch_device)
     check_processes(training, group, torch_device)
     tokens = TokenTable.load(tokens_path)
+    units = load_units(options["units"], tokens_path.parent)
     stats = load_stats(stats_path)
-    dataset = PhoneRecognitionDataset(tokens, num_phones, options["features"], stats)
+    dataset = RecognitionDataset(tokens, units, options["features"], stats)
     train_set, dev_set = CutSet.from_file(train_cuts).to_eager(), CutSet.from_file(dev_cuts).to_eager()
 
     torch.manual_seed(seed)
@@ -318,7 +322,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     checkpoint_dir = exp_dir / "checkpoints"
     # Everything needed to use the model without the recipe: decoding and transcription read only this.
     model_info = {"model_options": options["model"], "input_dim": dim, "vocab_size": len(tokens),
-                  "tokens": tokens.symbols, "num_phones": num_phones, "feature_options": options["features"],
+                  "tokens": tokens.symbols, "units": units.state(), "feature_options": options["features"],
                   "stats": stats, "options_digest": digest}
     history: List[Dict[str, float]] = []
     # batches_done and global_batches count optimiser steps, each on num_processes x accumulate_batches batches
@@ -404,14 +408,14 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         record = None
         if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
-                      **evaluate(model, dev_loader, tokens, num_phones, options.get("transducer", {}), torch_device),
+                      **evaluate(model, dev_loader, tokens, units, options.get("transducer", {}), torch_device),
                       "seconds": time.time() - started}
-            for key in ("train_loss", "dev_loss", "dev_per"):
+            for key in ("train_loss", "dev_loss", "dev_error_rate"):
                 writer.add_scalar(key, record[key], epoch)
             logging.info(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {record['dev_loss']:.3f}, "
-                         f"dev PER {record['dev_per']:.2f}% ({record['seconds']:.0f} s)")
+                         f"dev {record['dev_metric']} {record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
         history.append(group.broadcast(record))
-        if group.is_main and history[-1]["dev_per"] <= min(h["dev_per"] for h in history):
+        if group.is_main and history[-1]["dev_error_rate"] <= min(h["dev_error_rate"] for h in history):
             save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
         scheduler.step()
         save(f"epoch-{epoch}.pt", None)
@@ -421,8 +425,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         return
     writer.close()
 
-    best = min(history, key=lambda h: h["dev_per"])
-    logging.info(f"best dev PER {best['dev_per']:.2f}% at epoch {best['epoch']}; "
+    best = min(history, key=lambda h: h["dev_error_rate"])
+    logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']}; "
                  f"{sum(h['seconds'] for h in history):.0f} s of training")
     final = {**load_checkpoint(exp_dir / "best.pt"), "num_params": num_params, "num_epochs": len(history)}
     save_checkpoint(exp_dir / "model.pt", final)
@@ -436,16 +440,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--train-cuts", type=Path, required=True, help="training cut manifest with features")
     parser.add_argument("--dev-cuts", type=Path, required=True, help="dev cut manifest (model selection)")
     parser.add_argument("--stats", type=Path, required=True, help="global mean/std from the feature stage")
-    parser.add_argument("--tokens", type=Path, required=True, help="tokens.txt from the lang stage")
+    parser.add_argument("--tokens", type=Path, required=True, help="tokens.txt from the units stage (data/lang; a sentencepiece model is read beside it)")
     parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints and the model go")
     parser.add_argument("--options", type=json.loads, required=True,
-                        help="JSON with the config's seed, data, features, model (with its type: ctc or "
+                        help="JSON with the config's seed, units, features, model (with its type: ctc or "
                              "transducer), training and, for transducers, transducer sections")
     parser.add_argument("--run-options", type=json.loads, default={},
                         help="JSON with training settings that do not change the model: num_workers, "
                              "checkpoint_every_batches, keep_last_checkpoints")
     parser.add_argument("--init-encoder", help="start the encoder from this CTC model.pt (PRETRANS)")
-    parser.add_argument("--init-decoder", help="start the prediction network from this phone LM model.pt")
+    parser.add_argument("--init-decoder", help="start the prediction network from this token LM model.pt")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
     parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),

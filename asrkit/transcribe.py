@@ -1,15 +1,15 @@
-"""Transcribe audio with a trained model: the phones, each with the time at which the model emitted it.
+"""Transcribe audio with a trained model: phones (or words), each with the time at which the model emitted it.
 
 The audio goes through exactly what training saw: kaldifeat features with the checkpoint's feature options
 (computed on 16 kHz audio, as the recipe's), deltas, and the training set's mean and standard deviation.
 Any file soundfile reads (wav, flac, NIST sphere, ...) at any sampling rate is accepted: several channels are
 averaged into one, and other rates are resampled to 16 kHz with lhotse's band-limited sinc resampler.
 
-A phone's time is the start of the encoder frame at which it was emitted (frames are 10 ms times the
+A token's time is the start of the encoder frame at which it was emitted (frames are 10 ms times the
 encoder's ``stack_frames``): on the search's own path for greedy search, and on the most probable
 alignment of the found phone sequence (Viterbi) for the beam searches, which sum over alignments and so
 have no single path of their own (for modified beam search, among the alignments it searches: one label per
-frame at most).
+frame at most). A word of sentencepiece pieces takes the time of its first piece.
 """
 
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from asrkit.device import resolve_device
 from asrkit.features import expand_features, feature_options, input_dim, make_extractor
 from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
+from asrkit.units import units_from_state
 
 PathLike = Union[str, Path]
 #: a waveform in memory: samples (S,) or (channels, S), and their sampling rate in Hz
@@ -37,21 +38,24 @@ AudioInput = Union[PathLike, Waveform]
 SAMPLING_RATE = 16000  # the rate the features were computed at in training
 FRAME_SHIFT = 0.01  # seconds between feature frames (kaldifeat's default, used by the recipe)
 #: what asrkit.train stores in a model.pt beside the weights, all needed here
-CHECKPOINT_KEYS = ("model", "model_options", "input_dim", "vocab_size", "tokens", "feature_options", "stats")
+CHECKPOINT_KEYS = ("model", "model_options", "input_dim", "vocab_size", "tokens", "units", "feature_options",
+                   "stats")
 
 
 @dataclass(frozen=True)
 class Transcript:
-    """The phones found in one input, with the time (seconds from its start) at which each was emitted."""
+    """The tokens found in one input, with the time (seconds from its start) at which each was emitted, and
+    what they say: the phones themselves, or the words the sentencepiece pieces make, each with its time."""
 
     source: str  # the file name, or ``<waveform i>`` for the i-th in-memory waveform of a call
-    phones: List[str]
+    tokens: List[str]  # token symbols: phones, or sentencepiece pieces
     times: List[float]
     duration: float  # seconds of audio
+    items: List[Tuple[str, float]]  # (phone or word, start time)
 
     def format(self) -> str:
-        """``phone@start`` items separated by spaces, e.g. ``h#@0.00 sh@0.12 iy@0.24``."""
-        return " ".join(f"{phone}@{time:.2f}" for phone, time in zip(self.phones, self.times))
+        """``item@start`` separated by spaces, e.g. ``h#@0.00 sh@0.12 iy@0.24`` or ``HELLO@0.12 WORLD@0.60``."""
+        return " ".join(f"{item}@{time:.2f}" for item, time in self.items)
 
 
 @dataclass
@@ -267,7 +271,7 @@ class Transcriber:
         self.device = resolve_device(device)
         self.model = load_model(self.model_path).to(self.device)
         self.tokens = TokenTable(checkpoint["tokens"])
-        self.num_phones = checkpoint["num_phones"]
+        self.units = units_from_state(checkpoint["units"])
         self.feature_options = feature_options(checkpoint["feature_options"])
         self.extractor = make_extractor(self.feature_options)
         self.mean, self.std = checkpoint["stats"]["mean"].to(self.device), checkpoint["stats"]["std"].to(self.device)
@@ -321,5 +325,5 @@ class Transcriber:
             frames = best_path_frames(self.model, features, tokens,
                                       one_label_per_frame=self.method == "modified_beam")
         # frame starts are whole milliseconds: rounding only removes the float products' noise
-        return Transcript(source, self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames],
-                          samples.numel() / SAMPLING_RATE)
+        symbols, times = self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames]
+        return Transcript(source, symbols, times, samples.numel() / SAMPLING_RATE, self.units.timed(symbols, times))

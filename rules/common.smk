@@ -21,10 +21,10 @@ wildcard_constraints:
 # Numbered stages, as in Kaldi's run.sh: `run.sh --stage N --stop-stage M` asks for stage_N .. stage_M.
 # Snakemake decides what is stale; a stage whose outputs are up to date is skipped. Each stage rule
 # touches a marker once its outputs are complete, so a rerun with nothing changed has nothing to do.
-#   0 demo corpus (only when corpus_dir is null)   5 phone LM (prediction network pretraining)
-#   1 manifests: standard sets with lhotse         6 RNN transducer (TRANS)
+#   0 demo corpus (only when corpus_dir is null)   5 phone LM (prediction network pretraining on tokens)
+#   1 manifests, by the recipe's prepare.smk       6 RNN transducer (TRANS)
 #   2 features, global mean/variance               7 pretrained transducer (PRETRANS)
-#   3 lang: tokens and phone folding tables        8 decode
+#   3 units: tokens (+ folding tables or bpe.model) 8 decode
 #   4 CTC                                          9 score, plots, RESULTS.md
 
 

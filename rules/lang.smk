@@ -1,16 +1,23 @@
-# Stage 3: the token table (blank + training phones) and the 60->48 and 60->39 folding tables.
+# Stage 3, units: the token table (blank first) and what the units need beside it. Phones: the 60->48 and
+# 60->39 folding tables. Sentencepiece: the model, trained on the training transcripts.
+
+UNITS = config["units"]
+PHONES = UNITS["type"] == "phones"
 
 
 rule lang:
+    input:
+        [] if PHONES else manifest("supervisions", "train"),
     output:
         tokens="data/lang/tokens.txt",
-        maps=expand("data/lang/phones.60-{n}.map", n=[48, 39]),
+        extra=expand("data/lang/phones.60-{n}.map", n=[48, 39]) if PHONES else ["data/lang/bpe.model"],
     params:
-        phone_set=config["data"]["phone_set"],
+        units=json.dumps(UNITS, sort_keys=True),
+        train=lambda w, input: f"--train-supervisions {input[0]}" if input else "",
     log:
         "logs/3_lang.log",
     shell:
-        "{PY} -m asrkit.lang --lang-dir data/lang --phone-set {params.phone_set} 2>&1 | tee {log}"
+        "{PY} -m asrkit.lang --lang-dir data/lang --units {params.units:q} {params.train} 2>&1 | tee {log}"
 
 
 rule stage_3:

@@ -1,7 +1,9 @@
-# Stages 8-9: decode dev and test with every configured search and beam, score on 39 phones, plot, RESULTS.md.
+# Stages 8-9: decode dev and test with every configured search and beam; score (PER on 39 phones, or WER and
+# CER for sentencepiece units), plot, RESULTS.md.
 
 MODEL_TYPES = {"ctc": "ctc", "transducer": "transducer", "pretrained_transducer": "transducer"}
 MODEL_NAMES = {"ctc": "CTC", "transducer": "TRANS", "pretrained_transducer": "PRETRANS"}
+METRICS = ["per"] if PHONES else ["wer", "cer"]  # the units' error rates, in asrkit.units' order
 
 
 def decodings(model):
@@ -56,19 +58,18 @@ rule score:
         hyps=rules.decode.output.hyps,
         model="exp/{model}/model.pt",
     output:
-        report="exp/{model}/decode_{decoding}/per_{split}.txt",
+        reports=[f"exp/{{model}}/decode_{{decoding}}/{metric}_{{split}}.txt" for metric in METRICS],
         summary="exp/{model}/decode_{decoding}/summary_{split}.json",
         confusion="exp/{model}/decode_{decoding}/confusion_{split}.png",
     params:
-        phone_set=config["data"]["phone_set"],
         name=lambda w: MODEL_NAMES[w.model],
         label=lambda w: decoding_label(w.decoding),
     log:
         "logs/9_score_{model}_{decoding}_{split}.log",
     shell:
-        "{PY} -m asrkit.score per --cuts {input.cuts} --hyps {input.hyps} --phone-set {params.phone_set}"
-        " --model-name {params.name} --decoding {params.label:q} --split {wildcards.split} --model {input.model}"
-        " --report {output.report} --summary {output.summary} --confusion {output.confusion} 2>&1 | tee {log}"
+        "{PY} -m asrkit.score report --cuts {input.cuts} --hyps {input.hyps} --model {input.model}"
+        " --model-name {params.name} --decoding {params.label:q} --split {wildcards.split}"
+        " --reports {output.reports} --summary {output.summary} --confusion {output.confusion} 2>&1 | tee {log}"
 
 
 rule training_curves:
@@ -119,7 +120,7 @@ rule stage_9:
     input:
         rules.results.output,
         [f"exp/{model}/{plot}.png" for model in MODELS for plot in ("training", "sensitivity")],
-        decoded(rules.score.output.report),
+        decoded(rules.score.output.reports[0]),
 
 
 rule all:

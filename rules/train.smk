@@ -1,11 +1,13 @@
-# Stages 4-7: CTC, the phone LM (prediction network pretraining), TRANS and PRETRANS. Each resumes from its
-# exp/<model>/checkpoints after a crash. Only the models listed in the config's `models` are trained.
+# Stages 4-7: CTC, the phone LM (prediction network pretraining on the tokens: phones or pieces), TRANS and
+# PRETRANS. Each resumes from its exp/<model>/checkpoints after a crash. Only the models listed in the config's
+# `models` are trained.
 
 TRAIN_INPUTS = {
     "train": "data/features/cuts_train.jsonl.gz",
     "dev": "data/features/cuts_dev.jsonl.gz",
     "stats": "data/features/stats.pt",
     "tokens": "data/lang/tokens.txt",
+    "lang": rules.lang.output.extra,  # the folding tables, or the sentencepiece model the tokens come from
 }
 # How a run trains, not what it trains: kept out of the params (and of the checkpoints' fingerprint), so that
 # changing them neither retrains nor discards checkpoints. Resuming is exact, so they cannot change the model.
@@ -35,7 +37,7 @@ def model_options(model_type):
 def training_options(model_type):
     """What shapes the trained model: a change reruns the training (and resumes no stale checkpoint)."""
     options = {"seed": config["seed"], "features": FEATURE_OPTIONS}
-    options["data"] = {"phone_set": config["data"]["phone_set"]}
+    options["units"] = UNITS
     options["training"] = {k: v for k, v in config["training"].items() if k not in RUN_ONLY_KEYS}
     options["model"] = model_options(model_type)
     if model_type == "transducer":
@@ -66,11 +68,12 @@ rule phone_lm:
         train=TRAIN_INPUTS["train"],
         dev=TRAIN_INPUTS["dev"],
         tokens=TRAIN_INPUTS["tokens"],
+        lang=TRAIN_INPUTS["lang"],
     output:
         model="exp/phone_lm/model.pt",
         history="exp/phone_lm/history.json",
     params:
-        options=json.dumps({"seed": config["seed"], "data": {"phone_set": config["data"]["phone_set"]},
+        options=json.dumps({"seed": config["seed"], "units": UNITS,
                             "model": model_options("transducer"),
                             "phone_lm": config.get("phone_lm", {})}, sort_keys=True),
     log:

@@ -147,7 +147,8 @@ def test_checkpoint_with_pickled_code_is_refused_without_running_it(tmp_path):
 SPACED_CONFIG = """
 corpus_dir: {corpus}
 models: [ctc]
-data: {{phone_set: 60, require_standard_sizes: false}}
+units: {{type: phones, phone_set: 60}}
+data: {{require_standard_sizes: false}}
 model: {{num_layers: 1, hidden_size: 16, stack_frames: 3}}
 training: {{num_epochs: 1, max_duration: 5, optimizer: adam, lr: 0.01, weight_noise_std: 0.0, num_workers: 0}}
 decoding: {{ctc: [greedy], beams: [1], splits: [test]}}

@@ -22,6 +22,8 @@ def dry_run(tmp_path, extra_yaml):
     ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [eval]}\n",
      "'eval' is not one of ['dev', 'test']"),
     ("models: [ctc, rnnt]\n", "'rnnt' is not one of ['ctc', 'transducer', 'pretrained_transducer']"),
+    ("units: {phone_set: 61}\n", "is not valid under any of the given schemas"),
+    ("corpus: {parts: {train: a, dev: b}}\n", "'test' is a required property"),
 ])
 def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):
     result = dry_run(tmp_path, extra_yaml)
@@ -41,3 +43,12 @@ def test_valid_config_plans_every_stage(tmp_path):
 def test_run_sh_rejects_unknown_options():
     result = subprocess.run([str(RUN_SH), "--stgae", "1"], capture_output=True, text=True)
     assert result.returncode == 2 and "unknown option --stgae" in result.stderr
+
+
+def test_librispeech_config_plans_sentencepiece_units_and_word_scoring(tmp_path):
+    run_sh = RUN_SH.parents[1] / "librispeech" / "run.sh"
+    result = subprocess.run([str(run_sh), "--config", "demo.yaml", "--dir", str(tmp_path / "work"), "--", "--dry-run"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--units '{\"model_type\": \"unigram\", \"type\": \"sentencepiece\", \"vocab_size\": 200}'" in result.stdout
+    assert "wer_test.txt" in result.stdout and "cer_test.txt" in result.stdout and "per_test.txt" not in result.stdout

@@ -24,7 +24,7 @@ from timit_skeleton import FEATURES
 
 #: 32 training cuts of 0.3 s, 3 a batch: 11 batches an epoch, 6 steps of 2 (lhotse splits the last batch in two)
 OPTIONS = {
-    "seed": 5, "data": {"phone_set": 60}, "features": FEATURES,
+    "seed": 5, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
     "model": {"type": "ctc", "num_layers": 2, "hidden_size": 16, "stack_frames": 3, "dropout": 0.0},
     "training": {"num_epochs": 3, "max_duration": 1, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
                  "weight_noise_std": 0.01, "weight_noise_start_epoch": 2, "num_workers": 0,

@@ -393,7 +393,7 @@ def test_two_runs_started_at_once_one_is_refused(tmp_path):
 # A transducer's training killed mid-epoch, on the skeleton corpus's features (conftest.py) (stages 6-7; the recipe runs above train CTC only, to stay fast)
 
 TRANSDUCER = {
-    "seed": 3, "data": {"phone_set": 60}, "features": FEATURES,
+    "seed": 3, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
     "model": {"type": "transducer", "num_layers": 1, "hidden_size": 16, "stack_frames": 3, "dropout": 0.1,
               "decoder_embedding_dim": 16, "decoder_hidden_size": 16, "joiner_dim": 16},
     # the pruned loss is switched on after 3 batches and raised after 6: a resume after batch 4 must know that

@@ -11,8 +11,9 @@ from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from asrkit.cli import main
 from asrkit.features import compute_features
 from asrkit.kaldi_data import KaldiDataError, export_kaldi_data_dir, import_kaldi_data_dir
-from asrkit.lang import supervision_phones
-from prepare_timit import standard_sets, write_manifests
+from asrkit.units import PhoneUnits
+from asrkit.corpus import write_manifests
+from prepare_timit import standard_sets
 from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton
 
 RATE = 16000
@@ -104,7 +105,7 @@ def test_imported_pipe_and_segments_feed_the_feature_stage(tmp_path):
         "s2-recB": ("recB", 0.1, 0.5, "", "s2"),
     }
     with pytest.raises(ValueError, match="utterance s1-recA-a has no phone alignment"):  # training says why
-        supervision_phones(SupervisionSet.from_file(sup_path)[0], 60)
+        PhoneUnits(60).token_symbols(SupervisionSet.from_file(sup_path)[0])
     cuts = compute_features(rec_path, sup_path, tmp_path / "cuts.jsonl.gz", tmp_path / "feats", {})
     assert {c.recording_id: c.load_features().shape[0] for c in cuts} == {"recA": 100, "recB": 60}  # 10 ms frames
 
@@ -114,7 +115,7 @@ def timit_manifests(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("timit")
     root = write_timit_skeleton(tmp / "corpus", num_train_speakers=2, num_other_test_speakers=0,
                                 num_dev_speakers=1, num_test_speakers=1, utterances=["SI943", "SX43"])
-    write_manifests(standard_sets(root), tmp / "manifests")
+    write_manifests(standard_sets(root), tmp / "manifests", "timit")
     return tmp / "manifests"
 
 

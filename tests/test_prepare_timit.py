@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets, write_manifests
+from asrkit.corpus import write_manifests
+from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets
 from timit_skeleton import NUM_SAMPLES, write_timit_skeleton
 
 
@@ -26,7 +27,7 @@ def test_standard_sets_have_published_sizes(full_skeleton, tmp_path):
     assert [a.symbol for a in first.alignment["phone"]] == ["h#", "s", "iy", "h#"]
     recordings, _ = sets["train"]
     assert recordings[0].sources[0].source.startswith(str(full_skeleton))
-    write_manifests(sets, tmp_path)
+    write_manifests(sets, tmp_path, "timit")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"timit_{k}_{s}.jsonl.gz" for k in ("recordings", "supervisions") for s in ("train", "dev", "test"))
 

@@ -177,8 +177,8 @@ def test_results_table_keeps_surrounding_text_and_extra_columns(tmp_path):
 
 def test_plots_write_png_files(report, tmp_path):
     history = [
-        {"epoch": 1, "train_loss": 3.1, "dev_loss": 2.5, "dev_per": 40.0},
-        {"epoch": 2, "train_loss": 2.0, "dev_loss": None, "dev_per": 30.0},
+        {"epoch": 1, "train_loss": 3.1, "dev_loss": 2.5, "dev_error_rate": 40.0, "dev_metric": "PER"},
+        {"epoch": 2, "train_loss": 2.0, "dev_loss": None, "dev_error_rate": 30.0, "dev_metric": "PER"},
         {"epoch": 3, "train_loss": 1.5},
     ]
     curves = tmp_path / "plots" / "training.png"

@@ -15,10 +15,11 @@ from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.decode import decode
 from asrkit.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
-from asrkit.lang import BLANK, TokenTable, prepare_lang
+from asrkit.lang import BLANK, TokenTable, prepare_phones
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.train import train
-from prepare_timit import standard_sets, write_manifests
+from asrkit.corpus import write_manifests
+from prepare_timit import standard_sets
 from timit_skeleton import write_timit_skeleton
 
 FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
@@ -30,14 +31,14 @@ def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
     corpus = write_timit_skeleton(root / "corpus", num_train_speakers=4, num_other_test_speakers=0,
                                   num_dev_speakers=1, num_test_speakers=1)
-    write_manifests(standard_sets(corpus), root / "manifests")
+    write_manifests(standard_sets(corpus), root / "manifests", "timit")
     for split in ("train", "dev", "test"):
         compute_features(root / f"manifests/timit_recordings_{split}.jsonl.gz",
                          root / f"manifests/timit_supervisions_{split}.jsonl.gz",
                          root / f"features/cuts_{split}.jsonl.gz", root / f"features/feats_{split}", FEATURES,
                          num_jobs=2 if split == "train" else 1)
     compute_global_stats(CutSet.from_file(root / "features/cuts_train.jsonl.gz"), FEATURES, root / "features/stats.pt")
-    prepare_lang(root / "lang", 60)
+    prepare_phones(root / "lang", 60)
     return root
 
 
@@ -110,7 +111,7 @@ def test_lang_token_tables(prepared, tmp_path):
     assert tokens.decode(tokens.encode(["h#", "s", "iy"])) == ["h#", "s", "iy"]
     with pytest.raises(ValueError, match="utt1: symbol 'zz' is not in the token table"):
         tokens.encode(["zz"], context="utt1")
-    prepare_lang(tmp_path, 48)
+    prepare_phones(tmp_path, 48)
     assert len(TokenTable.load(tmp_path / "tokens.txt")) == 49
     folding = dict(line.split() for line in (tmp_path / "phones.60-39.map").read_text().splitlines())
     assert folding["ix"] == "ih" and folding["pcl"] == "sil" and len(set(folding.values())) == 39
@@ -124,7 +125,7 @@ def test_encoder_frame_stacking():
 
 
 def training_options(num_epochs):
-    return {"seed": 1, "data": {"phone_set": 60}, "features": FEATURES,
+    return {"seed": 1, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
             "model": {"num_layers": 1, "hidden_size": 16, "stack_frames": 3},
             "training": {"num_epochs": num_epochs, "max_duration": 3, "optimizer": "adam", "lr": 0.01,
                          "num_workers": 0, "keep_last_checkpoints": 2}}

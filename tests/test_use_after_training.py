@@ -74,7 +74,7 @@ def save_model(exp_dir: Path, name: str, seed: int = 0) -> Path:
     stats = {"mean": frames.mean(0), "std": frames.std(0)}
     save_checkpoint(exp_dir / "model.pt", {
         "model": model.state_dict(), "model_options": options, "input_dim": 123, "vocab_size": len(tokens),
-        "tokens": tokens, "num_phones": 60, "feature_options": {}, "stats": stats})
+        "tokens": tokens, "units": {"type": "phones", "phone_set": 60}, "feature_options": {}, "stats": stats})
     return exp_dir / "model.pt"
 
 
@@ -146,7 +146,7 @@ def test_unreadable_empty_and_too_short_audio_are_named(models, tmp_path):
 
 def check_times(transcript, strictly: bool) -> None:
     times = transcript.times
-    assert len(times) == len(transcript.phones) > 0
+    assert len(times) == len(transcript.tokens) > 0
     assert all(0 <= t < transcript.duration for t in times)
     assert all(a < b if strictly else a <= b for a, b in zip(times, times[1:]))
 
@@ -157,15 +157,15 @@ def test_transcribe_any_rate_and_format(models, audio, name):
     wav16, flac16, wav8, flac22, memory = transcriber.transcribe(
         [audio["wav16"], str(audio["flac16"]), audio["wav8"], audio["flac22"],
          (torch.from_numpy(soundfile.read(audio["wav16"], dtype="float32")[0]), 16000)])
-    assert (wav16.phones, wav16.times) == (flac16.phones, flac16.times) == (memory.phones, memory.times)
+    assert (wav16.tokens, wav16.times) == (flac16.tokens, flac16.times) == (memory.tokens, memory.times)
     assert (wav16.source, memory.source) == (str(audio["wav16"]), "<waveform 4>")
     for transcript in (wav16, wav8, flac22):
         check_times(transcript, strictly=True)  # greedy: at most one phone per frame
         assert transcript.duration == pytest.approx(DURATION, abs=1e-3)
-        assert set(transcript.phones) <= set(PHONES) - {SILENT}
+        assert set(transcript.tokens) <= set(PHONES) - {SILENT}
     # frames are 10 ms x stack_frames (3)
     assert all(round(t / 0.03, 6).is_integer() for t in wav16.times)
-    assert wav16.format() == " ".join(f"{p}@{t:.2f}" for p, t in zip(wav16.phones, wav16.times))
+    assert wav16.format() == " ".join(f"{p}@{t:.2f}" for p, t in zip(wav16.tokens, wav16.times))
 
 
 @pytest.mark.parametrize("name", ["ctc", "ctc_peephole", "transducer"])
@@ -189,7 +189,7 @@ def test_beam_search_times_come_from_the_best_alignment(models, audio, name, met
     features = transcriber.network_input(transcriber.static_features(samples, "test"))
     with torch.no_grad():
         tokens = search(transcriber.model, method, 3, features[None], torch.tensor([features.size(0)]))[0]
-    assert transcript.phones == transcriber.tokens.decode(tokens)
+    assert transcript.tokens == transcriber.tokens.decode(tokens)
     check_times(transcript, strictly=method != "beam")  # Graves's search may emit several labels per frame
 
 
@@ -290,7 +290,7 @@ def exported_greedy_search(exported: torch.jit.ScriptModule, x: torch.Tensor, le
 
 @pytest.mark.parametrize("name", ["ctc", "transducer"])
 def test_sensitivity_figure_from_audio(models, audio, tmp_path, name):
-    phone = Transcriber(models[name]).transcribe([audio["wav8"]])[0].phones[-1]
+    phone = Transcriber(models[name]).transcribe([audio["wav8"]])[0].tokens[-1]
     output = tmp_path / "sensitivity.png"
     result = plot_sensitivity(models[name], phone, output, audio=audio["wav8"])
     assert output.read_bytes().startswith(PNG_MAGIC)
@@ -320,7 +320,7 @@ def cut_manifest(wav: Path, root: Path) -> Path:
 def test_sensitivity_cli_from_cuts_with_reference(models, audio, tmp_path, capsys):
     cuts = cut_manifest(audio["wav16"], tmp_path)
     utt = next(iter(CutSet.from_file(cuts))).id
-    phone = Transcriber(models["ctc"]).transcribe([audio["wav16"]])[0].phones[0]
+    phone = Transcriber(models["ctc"]).transcribe([audio["wav16"]])[0].tokens[0]
     output = tmp_path / "figure.png"
     with pytest.raises(SystemExit) as exit_info:
         main(["sensitivity", "--model", str(models["ctc"]), "--cuts", str(cuts), "--utt", utt, "--phone", phone,
@@ -336,11 +336,11 @@ def test_sensitivity_cli_from_cuts_with_reference(models, audio, tmp_path, capsy
 
 def test_unknown_or_never_emitted_phone_is_refused(models, audio, tmp_path):
     output = tmp_path / "figure.png"
-    with pytest.raises(ValueError, match=f"unknown phone 'zz': the model's phones are {' '.join(PHONES)}"):
+    with pytest.raises(ValueError, match=f"unknown token 'zz': the model's tokens are {' '.join(PHONES)}"):
         plot_sensitivity(models["ctc"], "zz", output, audio=audio["wav16"])
-    with pytest.raises(ValueError, match=f"unknown phone '{BLANK}'"):
+    with pytest.raises(ValueError, match=f"unknown token '{BLANK}'"):
         plot_sensitivity(models["ctc"], BLANK, output, audio=audio["wav16"])
-    emitted = " ".join(Transcriber(models["transducer"]).transcribe([audio["wav16"]])[0].phones)
+    emitted = " ".join(Transcriber(models["transducer"]).transcribe([audio["wav16"]])[0].tokens)
     with pytest.raises(SystemExit, match=re.escape(f"error: {audio['wav16']}: the model never emits '{SILENT}' on "
                                                    f"its greedy path (greedy output: {emitted})")):
         main(["sensitivity", "--model", str(models["transducer"]), "--audio", str(audio["wav16"]),

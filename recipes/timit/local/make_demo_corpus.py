@@ -14,11 +14,9 @@ Usage:
 """
 
 import argparse
-import hashlib
 import itertools
 import logging
 import math
-import multiprocessing
 import random
 import time
 from collections import Counter
@@ -31,6 +29,7 @@ from lhotse.recipes.timit import get_speakers  # the speaker lists that prepare_
 from tqdm import tqdm
 
 from asrkit import text, tts
+from asrkit.demo_speakers import run_tasks, speaking_style, stable_int, synthesis_batches
 from asrkit.io import atomic_output
 
 logger = logging.getLogger("make_demo_corpus")
@@ -58,17 +57,6 @@ CORE_TEST_SPEAKERS = (
     ("DR1", "MWBT0"), ("DR2", "MWEW0"), ("DR3", "MLNT0"), ("DR4", "MTLS0"),
     ("DR5", "MKLT0"), ("DR6", "MJDH0"), ("DR7", "MNJM0"), ("DR8", "MPAM0"),
 )  # fmt: skip
-
-#: Speaking-rate range (phone duration factor) and target mean F0 (Hz) per sex.
-DURATION_SCALE_RANGE = (0.85, 1.25)
-F0_RANGE = {"M": (95.0, 140.0), "F": (175.0, 235.0)}
-#: sox pitch shift (cents) for a speaker of the voice's own sex, and the size of a shift across sexes.
-SAME_SEX_SHIFT_RANGE = (-100.0, 100.0)
-CROSS_SEX_SHIFT_RANGE = (400.0, 600.0)
-
-#: Utterances per synthesis task: one festival process each, and the unit of parallel work.
-BATCH_SIZE = 24
-
 
 @dataclass(frozen=True)
 class Speaker:
@@ -102,12 +90,6 @@ class Utterance:
 # Planning: speakers, their voices and their sentences (cheap, deterministic for a seed)
 
 
-def _stable_int(*parts: object) -> int:
-    """A 32-bit integer from ``parts`` that is the same in every process and Python version."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
 def dev_speaker_ids(count: int) -> List[str]:
     """The first ``count`` of TIMIT's 50 dev speakers, females and males interleaved (upper case)."""
     dev = [s.upper() for s in get_speakers()[0]]
@@ -121,7 +103,7 @@ def dev_speaker_ids(count: int) -> List[str]:
 
 def train_speaker_ids(count: int, seed: int, taken: Set[str]) -> List[str]:
     """``count`` invented TIMIT-style speaker IDs, about one third female, none of them in ``taken``."""
-    rng = random.Random(_stable_int(seed, "train-speakers"))
+    rng = random.Random(stable_int(seed, "train-speakers"))
     ids: List[str] = []
     while len(ids) < count:
         sex = "F" if len(ids) % 3 == 2 else "M"
@@ -129,22 +111,6 @@ def train_speaker_ids(count: int, seed: int, taken: Set[str]) -> List[str]:
         if candidate not in taken and candidate not in ids:
             ids.append(candidate)
     return ids
-
-
-def speaking_style(speaker_id: str, voice_name: str, seed: int) -> tts.SpeakingStyle:
-    """A speaker's rate, intonation target and pitch shift; the shift turns a voice into the speaker's sex."""
-    rng = random.Random(_stable_int(seed, "style", speaker_id))
-    voice = tts.VOICES[voice_name]
-    sex = speaker_id[0]
-    if voice.sex == sex:
-        cents = rng.uniform(*SAME_SEX_SHIFT_RANGE)
-    else:
-        cents = math.copysign(rng.uniform(*CROSS_SEX_SHIFT_RANGE), 1.0 if sex == "F" else -1.0)
-    f0_mean = rng.uniform(*F0_RANGE[sex])
-    duration_scale = rng.uniform(*DURATION_SCALE_RANGE)
-    # The voice is asked for the F0 that lands on the speaker's target once the pitch shift is applied.
-    voice_f0 = round(f0_mean / 2.0 ** (cents / 1200.0), 1) if voice.follows_f0_target else None
-    return tts.SpeakingStyle(voice_name, round(duration_scale, 3), voice_f0, round(cents))
 
 
 def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int) -> List[Speaker]:
@@ -198,19 +164,10 @@ def plan_utterances(speakers: Sequence[Speaker], seed: int) -> List[Utterance]:
                 index, sentence = next(si_sentences)
                 prompts.append((f"SI{FIRST_SI_NUMBER + index}", sentence))
             utterances += [
-                Utterance(speaker, name, prompt, _stable_int(seed, speaker.speaker_id, name))
+                Utterance(speaker, name, prompt, stable_int(seed, speaker.speaker_id, name))
                 for name, prompt in prompts
             ]
     return utterances
-
-
-def synthesis_batches(utterances: Sequence[Utterance]) -> List[List[Utterance]]:
-    """Batches of one voice each, voices interleaved so that slow and fast voices spread over the workers."""
-    by_voice = {}
-    for utterance in utterances:
-        by_voice.setdefault(utterance.speaker.style.voice, []).append(utterance)
-    chunked = [[group[i : i + BATCH_SIZE] for i in range(0, len(group), BATCH_SIZE)] for group in by_voice.values()]
-    return [batch for round_ in itertools.zip_longest(*chunked) for batch in round_ if batch is not None]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -283,7 +240,7 @@ def make_demo_timit(
         tmp_dir.mkdir()
         tasks = [(tmp_dir, batch) for batch in batches]
         with tqdm(total=len(utterances), unit="utt", desc="demo TIMIT") as progress:
-            for report in _run(tasks, num_jobs):
+            for report in run_tasks(synthesize_and_write, tasks, num_jobs):
                 total.utterances += report.utterances
                 total.audio_seconds += report.audio_seconds
                 total.label_counts.update(report.label_counts)
@@ -295,15 +252,6 @@ def make_demo_timit(
         total.utterances, total.audio_seconds / 60, out_dir, elapsed, elapsed / total.utterances,
     )  # fmt: skip
     logger.info("%d of the 61 TIMIT labels occur: %s", len(total.label_counts), " ".join(sorted(total.label_counts)))
-
-
-def _run(tasks: List[Tuple[Path, List[Utterance]]], num_jobs: int):
-    """Reports of all tasks, in completion order, from ``num_jobs`` worker processes (or this one)."""
-    if num_jobs <= 1:
-        yield from map(synthesize_and_write, tasks)
-        return
-    with multiprocessing.get_context("fork").Pool(num_jobs) as pool:
-        yield from pool.imap_unordered(synthesize_and_write, tasks)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -24,19 +24,14 @@ import soundfile
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
-from asrkit.io import atomic_output
+from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
 from asrkit.phones import DROPPED_PHONES, TIMIT_LABELS
 
-SAMPLE_RATE = 16000
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
 #: lhotse's split names -> ours
 SPLITS = {"TRAIN": "train", "DEV": "dev", "TEST": "test"}
 #: (utterances, speakers) of the standard sets on the full LDC corpus
 STANDARD_SET_SIZES = {"train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
-
-
-class CorpusError(ValueError):
-    """The corpus is not usable; the message names the file(s) and the problem."""
 
 
 def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
@@ -77,35 +72,13 @@ def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
         some = next(iter(files.values()))
         return [f"{some.with_suffix(s)}: missing {s} file for utterance {utterance_id}" for s in missing]
     wav, phn, txt = files[".WAV"], files[".PHN"], files[".TXT"]
-    try:
-        info = soundfile.info(str(wav))
-    except Exception as e:  # libsndfile's message says what is wrong with the header
-        return [f"{wav}: unreadable audio ({e})"]
-    problems = []
-    if info.samplerate != SAMPLE_RATE:
-        problems.append(f"{wav}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
-    if info.channels != 1:
-        problems.append(f"{wav}: {info.channels} channels, expected mono")
-    if info.frames == 0:
-        problems.append(f"{wav}: empty audio")
-    declared = sphere_sample_count(wav) if info.format == "NIST" else None
-    if declared is not None and declared != info.frames:
-        problems.append(f"{wav}: truncated audio: the header says {declared} samples, the file holds {info.frames}")
+    problems = check_audio(wav)
+    if problems and "unreadable" in problems[0]:
+        return problems
     if not txt.read_text(errors="replace").split()[2:]:
         problems.append(f"{txt}: empty transcript")
-    problems += check_phone_segments(phn, info.frames)
+    problems += check_phone_segments(phn, soundfile.info(str(wav)).frames)
     return problems
-
-
-def sphere_sample_count(wav: Path) -> Optional[int]:
-    """The ``sample_count`` a NIST SPHERE header declares (libsndfile trusts the file size instead)."""
-    with open(wav, "rb") as f:
-        header = f.read(1024).decode("ascii", errors="replace")
-    for line in header.splitlines():
-        fields = line.split()
-        if len(fields) == 3 and fields[0] == "sample_count" and fields[2].isdigit():
-            return int(fields[2])
-    return None
 
 
 def check_phone_segments(phn: Path, num_samples: int) -> List[str]:
@@ -144,10 +117,7 @@ def check_corpus(parts: Dict[str, Path], num_jobs: int) -> Dict[str, list]:
     jobs = [(f"{spk}-{utt}", files) for utts in listed.values() for _, spk, utt, files in utts]
     with ProcessPoolExecutor(num_jobs) as pool:
         problems = [p for result in pool.map(_check, jobs, chunksize=64) for p in result]
-    if problems:
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise CorpusError(f"{len(problems)} problem(s) in the corpus:\n  {shown}{more}")
+    raise_problems(problems)
     return listed
 
 
@@ -218,16 +188,6 @@ def check_standard_sizes(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], c
             )
 
 
-def write_manifests(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Path) -> None:
-    for split, (recordings, supervisions) in sets.items():
-        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-            path = output_dir / f"timit_{kind}_{split}.jsonl.gz"
-            with atomic_output(path) as tmp:
-                manifest.to_file(tmp)
-        logging.info(f"{split}: {len(supervisions)} utterances, "
-                     f"{len({s.speaker for s in supervisions})} speakers -> {output_dir}/timit_*_{split}.jsonl.gz")
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus-dir", type=Path, required=True, help="TIMIT copy (holding TRAIN/ and TEST/)")
@@ -243,7 +203,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             check_standard_sizes(sets, args.corpus_dir)
     except CorpusError as e:
         raise SystemExit(f"error: {e}")
-    write_manifests(sets, args.output_dir)
+    write_manifests(sets, args.output_dir, "timit")
 
 
 if __name__ == "__main__":
