@@ -8,10 +8,12 @@ dither, snip_edges false) from audio already in memory, one utterance per call, 
 CPU second (this process, 1 torch thread); "max diff" is the largest absolute difference from kaldifeat's
 output. kaldifeat also runs once with all utterances in one call (it batches a list). The feature stage end
 to end is ``asrkit.features.compute_features`` (read audio, compute, store with lilcom, write the manifest)
-with 1 and 2 jobs, by wall time: the parallel speed-up on this machine.
+with 1 and 2 jobs, by wall time: the parallel speed-up on this machine. lhotse's workers are spawned
+processes with torch's default threads (one per core); the 2-job stage is also timed with one thread each.
 """
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -62,16 +64,30 @@ def extractors() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
     return found
 
 
-def stage_seconds(recordings: RecordingSet, supervisions: SupervisionSet, num_jobs: int) -> float:
-    """Wall seconds of asrkit.features.compute_features on these manifests, into a temporary folder."""
+def stage_seconds(recordings: RecordingSet, supervisions: SupervisionSet, num_jobs: int,
+                  one_thread_workers: bool = False) -> float:
+    """Wall seconds of asrkit.features.compute_features on these manifests, into a temporary folder.
+
+    ``one_thread_workers``: lhotse's worker processes (spawned, so they read the environment, not this
+    process's torch setting) get OMP_NUM_THREADS=1, one torch thread each, instead of one per core.
+    """
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         tmp = Path(tmp)
         recordings.to_file(tmp / "recordings.jsonl.gz")
         supervisions.to_file(tmp / "supervisions.jsonl.gz")
-        start = time.perf_counter()
-        compute_features(tmp / "recordings.jsonl.gz", tmp / "supervisions.jsonl.gz", tmp / "cuts.jsonl.gz",
-                         tmp / "feats", {}, num_jobs=num_jobs)
-        return time.perf_counter() - start
+        saved = os.environ.get("OMP_NUM_THREADS")
+        if one_thread_workers:
+            os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            start = time.perf_counter()
+            compute_features(tmp / "recordings.jsonl.gz", tmp / "supervisions.jsonl.gz", tmp / "cuts.jsonl.gz",
+                             tmp / "feats", {}, num_jobs=num_jobs)
+            return time.perf_counter() - start
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
 
 
 def main() -> None:
@@ -105,13 +121,17 @@ def main() -> None:
             for name, value in speed.items()]
     missing = "" if kaldi_native_fbank else "\n\nkaldi-native-fbank is not installed (pip install .[bench]): no row."
 
-    stage = {jobs: stage_seconds(recordings, supervisions, jobs) for jobs in args.jobs}
-    stage_rows = [[jobs, seconds, audio_seconds / seconds, stage[args.jobs[0]] / seconds] for jobs, seconds in stage.items()]
+    variants = [(jobs, False) for jobs in args.jobs] + [(jobs, True) for jobs in args.jobs if jobs > 1]
+    stage = {variant: stage_seconds(recordings, supervisions, *variant) for variant in variants}
+    first = stage[variants[0]]
+    stage_rows = [[jobs, "1 (OMP_NUM_THREADS=1)" if one else "default (one per core)", seconds,
+                   audio_seconds / seconds, first / seconds] for (jobs, one), seconds in stage.items()]
     publish("bench/features.py" + (" --quick" if args.quick else ""), "Features: extractors and the feature stage",
             f"{len(audio)} recordings of `{args.recordings}` ({audio_seconds:.1f} s of audio), 16 kHz.\n\n"
             + table(["extractor", "audio s per CPU s", "vs kaldifeat", "max diff from kaldifeat"], rows) + missing
             + "\n\nThe stage end to end (`asrkit.features.compute_features`: read, compute, store, manifest):\n\n"
-            + table(["num_jobs", "wall s", "audio s per wall s", f"speed-up vs {args.jobs[0]} job(s)"], stage_rows),
+            + table(["num_jobs", "torch threads per worker", "wall s", "audio s per wall s",
+                     f"speed-up vs {args.jobs[0]} job(s)"], stage_rows),
             args.results)
 
 

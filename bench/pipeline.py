@@ -11,23 +11,15 @@ no-op rerun should cost seconds: the price of one command that is always safe to
 import argparse
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import List
 
 from report import add_common_options, parse_args, publish, table
 
-RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "timit" / "run.sh"
-# tests/test_recipe_end_to_end.py's config: every stage, in minutes on one core
-TINY = """corpus_dir: null
-models: [ctc, pretrained_transducer]
-demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
-model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
-transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
-phone_lm: {num_epochs: 5}
-training: {num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
-decoding: {beams: [4]}
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_recipe_end_to_end import RUN_SH, TINY  # noqa: E402 (every stage in minutes on one core)
 
 
 def run_seconds(work: Path, config: Path, stop_stage: int, extra: List[str] = ()) -> float:
