@@ -179,28 +179,20 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     for t in range(max(lens, default=0)):
         active = [u for u in range(n) if lens[u] > t]
         hyps = [list(beams[u].items()) for u in active]
-        counts = [len(utt) for utt in hyps]
-        width = max(counts)
-        # Per hypothesis: its decoder state row, its utterance's frame row, and its place in a (U, width)
-        # table of the hypotheses, padded, so that one top-k serves all utterances.
-        rows, frames, slots = torch.tensor([
-            [row for utt in hyps for _, (_, row) in utt], [u for u, utt in zip(active, hyps) for _ in utt],
-            [i * width + k for i, count in enumerate(counts) for k in range(count)]], device=device)
+        rows = torch.tensor([row for utt in hyps for _, (_, row) in utt], device=device)
+        frames = torch.tensor([u for u, utt in zip(active, hyps) for _ in utt], device=device)
         previous = torch.tensor([score for utt in hyps for _, (score, _) in utt], dtype=encoder_proj.dtype,
                                 device=device)
         scores = model.joiner(encoder_proj[frames, t], decoder_proj[rows]).log_softmax(dim=-1)
-        vocab = scores.size(1)
-        padded = scores.new_full((len(hyps) * width, vocab), -math.inf)
-        padded[slots] = scores + previous.unsqueeze(1)
-        top_scores, top_indices = padded.view(len(hyps), width * vocab).topk(min(beam, width * vocab), dim=1)
+        scores = scores + previous.unsqueeze(1)  # (R, V)
 
         # Kept extensions, by utterance: labels -> [log prob, parent row, label or -1 for blank].
         kept: List[Dict[Tuple[int, ...], List]] = []
-        for utt, count, utt_scores, utt_indices in zip(hyps, counts, top_scores.tolist(), top_indices.tolist()):
+        for utt, utt_scores in zip(hyps, scores.split([len(utt) for utt in hyps])):
+            vocab = utt_scores.size(1)
+            top_scores, top_indices = utt_scores.flatten().topk(min(beam, utt_scores.numel()))
             extensions: Dict[Tuple[int, ...], List] = {}
-            for score, index in zip(utt_scores, utt_indices):
-                if index >= count * vocab:  # padding: this utterance has fewer than ``beam`` extensions
-                    continue
+            for score, index in zip(top_scores.tolist(), top_indices.tolist()):
                 labels, (_, row) = utt[index // vocab]
                 token = index % vocab
                 if token != blank:
