@@ -17,7 +17,7 @@ import importlib.util
 import statistics
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import torch
 from lhotse import CutSet
@@ -47,6 +47,12 @@ def one_at_a_time(batches: List[Batch]) -> List[Batch]:
             for b in batches for i, n in enumerate(b["feature_lens"])]
 
 
+#: the search functions asrkit.decode imports, by the module that defines them
+DECODE_NAMES = {"ctc_greedy_search": "ctc_decoding", "ctc_prefix_beam_search": "ctc_decoding",
+                "greedy_search_batch": "beam_search", "beam_search": "beam_search",
+                "modified_beam_search": "beam_search"}
+
+
 SEARCH_MODULES = ("prefix_trie", "ctc_decoding", "beam_search")  # the code a --baseline swaps in
 
 
@@ -63,11 +69,6 @@ def load_searches(root: Path) -> Dict[str, object]:
         return {name: getattr(sys.modules[f"asrkit.{module}"], name) for name, module in DECODE_NAMES.items()}
     finally:
         sys.modules.update(saved)
-
-
-DECODE_NAMES = {"ctc_greedy_search": "ctc_decoding", "ctc_prefix_beam_search": "ctc_decoding",
-                "greedy_search_batch": "beam_search", "beam_search": "beam_search",
-                "modified_beam_search": "beam_search"}
 
 
 def timings(args: argparse.Namespace) -> Dict[str, float]:

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from lhotse import CutSet
@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEMO = Path("/work/main/recipes/timit/demo")  # a finished demo run (recipes/timit/run.sh --config demo.yaml)
 
 
-def read_cuts(path: Path, first: int = None) -> CutSet:
+def read_cuts(path: Path, first: Optional[int] = None) -> CutSet:
     """A cut manifest with features, eager, optionally its first ``first`` cuts. Relative feature paths
     (a recipe writes them relative to its run folder) are made absolute: relative to the nearest folder
     above the manifest where the first cut's features exist."""
@@ -94,7 +94,7 @@ def table(headers: Sequence[str], rows: List[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def publish(name: str, title: str, body: str, results: Path = None) -> None:
+def publish(name: str, title: str, body: str, results: Optional[Path] = None) -> None:
     """Print the section; with ``results``, also replace (or append) section ``name`` of that file."""
     section = f"## {title}\n\nCommand: `{name}`. Measured {time.strftime('%Y-%m-%d %H:%M')} on {machine()}.\n\n{body}\n"
     print(section)

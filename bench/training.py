@@ -72,11 +72,10 @@ def frames_per_second(args: argparse.Namespace) -> List[List[object]]:
 
 
 def lstm_flops(args: argparse.Namespace) -> Dict[str, float]:
-    """Achieved FLOP/s of the encoder's training pass and torch.mm's FLOP/s at three shapes."""
-    options = load_checkpoint(args.ctc)["model_options"] if args.ctc.exists() else {}
-    hidden, layers = options.get("hidden_size", 128), options.get("num_layers", 2)
-    model = load_model(args.ctc) if args.ctc.exists() else None
-    encoder = model.encoder.train() if model else None
+    """Achieved FLOP/s of the CTC model's encoder's training pass and torch.mm's FLOP/s at three shapes."""
+    options = load_checkpoint(args.ctc)["model_options"]
+    hidden, layers = options["hidden_size"], options["num_layers"]
+    encoder = load_model(args.ctc).encoder.train()
     input_dim = encoder.lstm.input_size
     n, steps = args.flops_batch, args.flops_steps
     x = torch.randn(n, steps * encoder.stack_frames, input_dim // encoder.stack_frames, requires_grad=True)
