@@ -15,13 +15,20 @@ class PrefixTrie:
 
     def child(self, node: int, token: int) -> int:
         """The node of prefix ``node`` followed by ``token``, created on first use."""
-        key = (node, token)
-        if key not in self._children:
-            self._children[key] = len(self.parent)
-            self.parent.append(node)
-            self.token.append(token)
-            self.depth.append(self.depth[node] + 1)
-        return self._children[key]
+        return self.children([node], [token])[0]
+
+    def children(self, nodes: List[int], tokens: List[int]) -> List[int]:
+        """:meth:`child` of each pair ``(nodes[i], tokens[i])``, in bulk: a beam search extends many
+        hypotheses per frame, and one call per extension cost more than the rest of the search."""
+        keys = list(zip(nodes, tokens))
+        new = [key for key in dict.fromkeys(keys) if key not in self._children]  # a pair may come twice
+        if new:
+            first = len(self.parent)
+            self._children.update(zip(new, range(first, first + len(new))))
+            self.parent.extend(node for node, _ in new)
+            self.token.extend(token for _, token in new)
+            self.depth.extend(self.depth[node] + 1 for node, _ in new)
+        return [self._children[key] for key in keys]
 
     def labels(self, node: int) -> List[int]:
         """The label sequence of ``node``."""

@@ -2,10 +2,12 @@ import itertools
 import math
 from collections import defaultdict
 
+import numpy as np
 import pytest
 import torch
 
-from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search, ctc_prefix_beam_search_nbest
+from asrkit.ctc_decoding import ctc_greedy_search, ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest, \
+    ctc_prefix_beam_search_nbest
 
 
 def _posteriors(frames_argmax, vocab: int, peak: float = 0.7) -> torch.Tensor:
@@ -115,3 +117,36 @@ def test_empty_utterance_and_bad_arguments():
         ctc_prefix_beam_search_nbest(torch.zeros(3, 4), beam=0)
     with pytest.raises(ValueError, match="lengths"):
         ctc_greedy_search(torch.zeros(2, 3, 4), torch.tensor([3, 4]))
+
+
+def _dict_prefix_beam_search(log_probs: torch.Tensor, beam: int, blank: int) -> list:
+    """Textbook prefix beam search with the same pruning (top-min(beam, V) tokens per frame, then the ``beam``
+    most probable prefixes), on dicts: the reference for the vectorised batch search. log_probs: (T, V)."""
+    beams = {(): (0.0, -math.inf)}  # prefix -> (log P ending in blank, log P ending in its last label)
+    for frame in log_probs.double().numpy():
+        following = defaultdict(lambda: [-math.inf, -math.inf])
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            for token in np.argsort(-frame, kind="stable")[: min(beam, len(frame))].tolist():
+                if token == blank:
+                    following[prefix][0] = np.logaddexp(following[prefix][0], total + frame[token])
+                    continue
+                if prefix and token == prefix[-1]:
+                    following[prefix][1] = np.logaddexp(following[prefix][1], pnb + frame[token])
+                extended = following[prefix + (token,)]
+                extended[1] = np.logaddexp(extended[1], (pb if prefix and token == prefix[-1] else total) + frame[token])
+        ranked = sorted(following.items(), key=lambda item: -np.logaddexp(*item[1]))
+        beams = {prefix: tuple(probs) for prefix, probs in ranked[:beam]}
+    return [(list(prefix), float(np.logaddexp(*probs))) for prefix, probs in beams.items()]
+
+
+@pytest.mark.parametrize("vocab, beam, blank", [(5, 3, 0), (8, 4, 3), (12, 10, 0), (6, 20, 1)])
+def test_batch_search_equals_textbook_search_of_each_utterance(vocab, beam, blank):
+    generator = torch.Generator().manual_seed(vocab * beam)
+    log_probs = (torch.randn(5, 12, vocab, generator=generator, dtype=torch.float64) * 2).log_softmax(dim=-1)
+    lengths = torch.tensor([12, 0, 7, 12, 1])
+    batch = ctc_prefix_beam_search_batch_nbest(log_probs, lengths, beam=beam, blank=blank)
+    for n, nbest in enumerate(batch):
+        expected = _dict_prefix_beam_search(log_probs[n, : lengths[n]], beam, blank)
+        assert [labels for labels, _ in nbest] == [labels for labels, _ in expected]
+        assert [score for _, score in nbest] == pytest.approx([score for _, score in expected], abs=1e-9)

@@ -63,6 +63,6 @@ build_wheel fast_rnnt "$FAST_RNNT_VERSION" FT_CMAKE_ARGS "-DFT_BUILD_TESTS=OFF -
 $PIP install --no-deps "$CACHE"/kaldifeat-*.whl "$CACHE"/fast_rnnt-*.whl
 
 log "installing asrkit and its pinned dependencies"
-$PIP install -e ".[dev]"
+$PIP install -e ".[dev,bench]"
 echo "$fingerprint" > "$STAMP"
 log "done: $($PY -c 'import torch, kaldifeat, fast_rnnt, lhotse; print("torch", torch.__version__, "kaldifeat", kaldifeat.__version__, "lhotse", lhotse.__version__)')"
