@@ -16,9 +16,12 @@ import argparse
 import errno
 import json
 import logging
-from pathlib import Path
+import multiprocessing
 import re
-from typing import Any, Dict, List, Optional, Tuple
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
@@ -82,6 +85,21 @@ def select_shard(cuts: CutSet, index: int, num_shards: int) -> CutSet:
     return CutSet.from_cuts(ordered[(index - 1) * len(ordered) // num_shards:index * len(ordered) // num_shards])
 
 
+@contextmanager
+def one_thread_workers(num_jobs: int) -> Iterator[Optional[ProcessPoolExecutor]]:
+    """lhotse's feature workers, each with one torch thread (None for one job: lhotse then works in-process).
+
+    lhotse's own pool spawns workers with torch's default of one thread per core: num_jobs workers on as many
+    cores then fight over them, several times slower than one thread each (bench/features.py measures it).
+    """
+    if num_jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(num_jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as executor:
+        yield executor
+
+
 def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
                      options: Dict[str, Any], num_jobs: int = 1, shard: Tuple[int, int] = (1, 1)) -> CutSet:
     """Compute and store features for one split, or one shard ``(index, num_shards)`` of it; write its cut
@@ -103,10 +121,11 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
             torch.set_num_threads(1)  # one thread per job: parallelism comes from num_jobs
             # lhotse writes feats.lca with one job and feats/feats-<i>.lca with several: both inside tmp_storage
             if len(cuts):  # an empty shard stores nothing
-                cuts = cuts.compute_and_store_features(
-                    extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
-                    storage_type=LilcomChunkyWriter,
-                )
+                with one_thread_workers(num_jobs) as executor:
+                    cuts = cuts.compute_and_store_features(
+                        extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
+                        storage_type=LilcomChunkyWriter, executor=executor,
+                    )
             cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts),
                                            key=lambda c: c.id))
             cuts.to_file(tmp_cuts)
