@@ -68,7 +68,8 @@ def write_results(summaries: List[Dict], results_path: Path) -> None:
     """One RESULTS.md row per (model, decoding): dev and test error rates in each metric, the first metric's
     test error counts, and the real-time factor."""
     metrics = list(dict.fromkeys(m for s in summaries for m in s["metrics"]))
-    columns = ["model", "decoding"] + [f"{split} {m}" for m in metrics for split in ("dev", "test")] + RESULTS_TAIL
+    splits = [split for split in ("dev", "test") if any(s["split"] == split for s in summaries)]
+    columns = ["model", "decoding"] + [f"{split} {m}" for m in metrics for split in splits] + RESULTS_TAIL
     rows: Dict[tuple, Dict] = {}
     for s in summaries:
         row = rows.setdefault((s["model"], s["decoding"]), {"model": s["model"], "decoding": s["decoding"],
