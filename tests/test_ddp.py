@@ -76,7 +76,8 @@ def weights(exp_dir: Path) -> Dict[str, torch.Tensor]:
 
 
 def history(exp_dir: Path) -> List[Dict]:
-    return [{k: v for k, v in epoch.items() if k != "seconds"}
+    """The numbers of each epoch's record (not its time, nor the name of its error rate)."""
+    return [{k: v for k, v in epoch.items() if k not in ("seconds", "dev_metric")}
             for epoch in json.loads((exp_dir / "history.json").read_text())]
 
 
