@@ -21,5 +21,6 @@
 #
 # All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Removing them is
 # always safe. Usage:
-#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [-- snakemake args]
+#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
+#          [-- snakemake args]
 exec "$(dirname "$0")/../../tools/run_recipe.sh" "$0" "$@"

@@ -14,5 +14,6 @@
 #   8  decode             9 score: WER and CER, RESULTS.md
 #
 # All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Usage:
-#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [-- snakemake args]
+#   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
+#          [-- snakemake args]
 exec "$(dirname "$0")/__ROOT__/tools/run_recipe.sh" "$0" "$@"
