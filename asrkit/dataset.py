@@ -1,6 +1,6 @@
 """Batches for recognition: normalised features with deltas, and token targets, from lhotse cuts."""
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import torch
 from lhotse import CutSet
@@ -8,7 +8,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from asrkit.features import expand_features
 from asrkit.lang import TokenTable
-from asrkit.units import Units
+from asrkit.units import Units, units_from_state
 
 
 class RecognitionDataset(torch.utils.data.Dataset):
@@ -24,6 +24,12 @@ class RecognitionDataset(torch.utils.data.Dataset):
         self.feature_options = feature_options
         self.mean = stats["mean"]
         self.std = stats["std"]
+
+    @staticmethod
+    def for_model(checkpoint: Dict[str, Any]) -> "RecognitionDataset":
+        """The batches a trained model (a loaded model.pt) was trained on: its tokens, units and features."""
+        return RecognitionDataset(TokenTable(checkpoint["tokens"]), units_from_state(checkpoint["units"]),
+                                  checkpoint["feature_options"], checkpoint["stats"])
 
     def __getitem__(self, cuts: CutSet) -> Dict:
         cuts = cuts.sort_by_duration(ascending=False)

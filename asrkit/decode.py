@@ -26,7 +26,6 @@ from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
-from asrkit.units import units_from_state
 
 #: decoding methods by model type
 METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
@@ -69,8 +68,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1,
     torch_device = resolve_device(device)
     model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
     tokens = TokenTable(checkpoint["tokens"])
-    dataset = RecognitionDataset(tokens, units_from_state(checkpoint["units"]), checkpoint["feature_options"],
-                                      checkpoint["stats"])
+    dataset = RecognitionDataset.for_model(checkpoint)
     # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
     sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
     loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None)

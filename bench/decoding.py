@@ -24,10 +24,9 @@ from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
 from asrkit.checkpoint import load_checkpoint, load_model
-from asrkit.dataset import PhoneRecognitionDataset
+from asrkit.dataset import RecognitionDataset
 import asrkit.decode as decode_module
 from asrkit.decode import METHODS, search
-from asrkit.lang import TokenTable
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 Batch = Dict[str, torch.Tensor]
@@ -36,8 +35,7 @@ Batch = Dict[str, torch.Tensor]
 def load_batches(cuts: CutSet, model_path: Path, max_duration: float) -> List[Batch]:
     """The batches asrkit.decode builds (normalised features with deltas), all in memory."""
     checkpoint = load_checkpoint(model_path)
-    dataset = PhoneRecognitionDataset(TokenTable(checkpoint["tokens"]), checkpoint["num_phones"],
-                                      checkpoint["feature_options"], checkpoint["stats"])
+    dataset = RecognitionDataset.for_model(checkpoint)
     return [dataset[batch] for batch in SimpleCutSampler(cuts, max_duration=max_duration)]
 
 

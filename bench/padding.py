@@ -1,4 +1,4 @@
-"""Padding fraction of training batches: DynamicBucketingSampler (asrkit.train.make_loader) vs plain shuffling.
+"""Padding fraction of training batches: DynamicBucketingSampler (asrkit.train.training_sampler) vs plain shuffling.
 
 Usage: python bench/padding.py [--cuts DEMO/data/features/cuts_train.jsonl.gz --max-duration 60 --epochs 3 --results]
 
@@ -16,7 +16,7 @@ from typing import Iterable, Tuple
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.train import make_loader
+from asrkit.train import training_sampler
 from report import DEMO, add_common_options, parse_args, publish, read_cuts, table
 
 
@@ -45,8 +45,8 @@ def main() -> None:
     cuts = read_cuts(args.cuts)
     samplers = {
         "DynamicBucketingSampler (asrkit.train)":
-            lambda epoch: make_loader(cuts, None, args.max_duration, shuffle=True, seed=args.seed, num_workers=0,
-                                      epoch=epoch).sampler.sampler,
+            lambda epoch: training_sampler(cuts, args.max_duration, seed=args.seed, epoch=epoch, shards=[0],
+                                           num_shards=1),
         "SimpleCutSampler, shuffled":
             lambda epoch: _epoch(SimpleCutSampler(cuts, max_duration=args.max_duration, shuffle=True,
                                                   seed=args.seed), epoch),

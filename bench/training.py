@@ -25,9 +25,8 @@ from typing import Dict, List
 import torch
 
 from asrkit.checkpoint import load_checkpoint, load_model
-from asrkit.dataset import PhoneRecognitionDataset
-from asrkit.lang import TokenTable
-from asrkit.train import DEFAULT_TRAINING_OPTIONS, batch_loss, make_loader
+from asrkit.dataset import RecognitionDataset
+from asrkit.train import DEFAULT_TRAINING_OPTIONS, batch_loss, make_loader, training_sampler
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 LATE_BATCH = 10 ** 9  # a batch index past the transducer's warm-up: the pruned loss counts fully
@@ -57,12 +56,12 @@ def frames_per_second(args: argparse.Namespace) -> List[List[object]]:
             rows.append([kind, f"skipped: no {path}", "", "", ""])
             continue
         checkpoint = load_checkpoint(path)
-        dataset = PhoneRecognitionDataset(TokenTable(checkpoint["tokens"]), checkpoint["num_phones"],
-                                          checkpoint["feature_options"], checkpoint["stats"])
+        dataset = RecognitionDataset.for_model(checkpoint)
         model = load_model(path).train()
 
         def loader(workers: int):
-            return make_loader(cuts, dataset, args.max_duration, shuffle=True, seed=0, num_workers=workers, epoch=1)
+            sampler = training_sampler(cuts, args.max_duration, seed=0, epoch=1, shards=[0], num_shards=1)
+            return make_loader(dataset, sampler, seed=0, num_workers=workers, epoch=1)
         in_memory = list(itertools.islice(loader(0), args.batches + 1))
         train_steps(model, in_memory[:1], 1)  # warm-up
         speeds = [train_steps(model, in_memory[1:], args.batches)]
