@@ -22,7 +22,7 @@ from lhotse import CutSet
 from asrkit.io import atomic_output
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-DEMO = Path("/work/main/recipes/timit/demo")  # a finished demo run (recipes/timit/run.sh --config demo.yaml)
+DEMO = Path(__file__).resolve().parents[1] / "recipes/timit/demo"  # a finished demo run (recipes/timit/run.sh --config demo.yaml)
 
 
 def read_cuts(path: Path, first: Optional[int] = None) -> CutSet:
