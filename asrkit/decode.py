@@ -24,7 +24,6 @@ from asrkit.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
-from asrkit.lang import TokenTable
 from asrkit.model.ctc import CtcModel
 
 #: decoding methods by model type
@@ -67,7 +66,6 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1,
         raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
     torch_device = resolve_device(device)
     model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
-    tokens = TokenTable(checkpoint["tokens"])
     dataset = RecognitionDataset.for_model(checkpoint)
     # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
     sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
@@ -77,7 +75,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1,
         for batch in progress_bar(map(lambda b: to_device(b, torch_device), loader), desc=f"decoding ({method})",
                                   unit="batch"):
             ids = search(model, method, beam, batch["features"], batch["feature_lens"])
-            hyps.update(zip(batch["cut_ids"], (tokens.decode(i) for i in ids)))
+            hyps.update(zip(batch["cut_ids"], (dataset.tokens.decode(i) for i in ids)))
     return hyps
 
 
