@@ -7,7 +7,7 @@ writes ``data/manifests/<recipe>_{recordings,supervisions}_<split>.jsonl.gz``, w
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Type
 
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
@@ -53,12 +53,13 @@ def sphere_sample_count(wav: Path) -> Optional[int]:
     return None
 
 
-def raise_problems(problems: List[str]) -> None:
+def raise_problems(problems: List[str], error: Type[ValueError] = CorpusError,
+                   what: str = "problem(s) in the corpus") -> None:
     """Stop with every problem found (the first :data:`MAX_PROBLEMS_SHOWN` listed), or return if none."""
     if problems:
         shown = "\n  ".join(problems[:MAX_PROBLEMS_SHOWN])
         more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
-        raise CorpusError(f"{len(problems)} problem(s) in the corpus:\n  {shown}{more}")
+        raise error(f"{len(problems)} {what}:\n  {shown}{more}")
 
 
 def write_manifests(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Path, recipe: str) -> None:

@@ -22,6 +22,7 @@ from lhotse.audio import AudioSource, info
 from lhotse.kaldi import export_to_kaldi, get_duration, load_kaldi_data_dir, save_kaldi_text_mapping
 from lhotse.utils import fastcopy
 
+from asrkit.corpus import raise_problems
 from asrkit.io import PathLike, atomic_output
 from asrkit.phones import fold
 
@@ -29,9 +30,6 @@ from asrkit.phones import fold
 TEXT_SOURCES = ("text", "phones")
 #: Seconds by which times may differ and still be the same (lhotse floors durations read from audio to 1 ms).
 TIME_TOLERANCE = 1e-3
-#: Problems listed in one error, as in stage 1.
-MAX_PROBLEMS_SHOWN = 20
-
 
 class KaldiDataError(ValueError):
     """A Kaldi data directory or a manifest that cannot be converted; the message names the file and line."""
@@ -343,10 +341,7 @@ def _raise_unreadable_audio(data_dir: Path, wav_scp: Table, num_jobs: int) -> No
         problems = list(pool.map(_audio_problem, [value for _, (value, _) in entries]))
     bad = [f"{data_dir / 'wav.scp'}:{number}: unreadable audio {value!r} ({problem})"
            for (_, (value, number)), problem in zip(entries, problems) if problem]
-    if bad:
-        shown = "\n  ".join(bad[:MAX_PROBLEMS_SHOWN])
-        more = f"\n  ... and {len(bad) - MAX_PROBLEMS_SHOWN} more" if len(bad) > MAX_PROBLEMS_SHOWN else ""
-        raise KaldiDataError(f"{len(bad)} recording(s) cannot be read:\n  {shown}{more}")
+    raise_problems(bad, KaldiDataError, "recording(s) cannot be read")
 
 
 def _check_sampling_rates(data_dir: Path, wav_scp: Table, sampling_rate: int) -> None:
