@@ -31,6 +31,7 @@ TEXT_SOURCES = ("text", "phones")
 #: Seconds by which times may differ and still be the same (lhotse floors durations read from audio to 1 ms).
 TIME_TOLERANCE = 1e-3
 
+
 class KaldiDataError(ValueError):
     """A Kaldi data directory or a manifest that cannot be converted; the message names the file and line."""
 
