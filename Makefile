@@ -2,11 +2,11 @@
 .PHONY: install system-deps demo test clean-demo
 
 install: system-deps
-	bash tools/install.sh
+	bash local/install.sh
 
 # Debian packages for the demo corpus (speech synthesis with phone timings) and for its tests.
 system-deps:
-	bash tools/install_system_deps.sh
+	bash local/install_system_deps.sh
 
 demo: install
 	recipes/timit/run.sh --config demo.yaml --dir demo

@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from asrkit.decode import METHODS
+from asrkit.decoding.decode import METHODS
 from asrkit.device import DEVICE_CHOICES
-from asrkit.export import export_model
-from asrkit.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
-from asrkit.new_recipe import create_recipe
-from asrkit.sensitivity import plot_sensitivity
-from asrkit.transcribe import Transcriber
+from asrkit.inference.export import export_model
+from asrkit.data.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.workflow.new_recipe import create_recipe
+from asrkit.inference.sensitivity import plot_sensitivity
+from asrkit.inference.transcribe import Transcriber
 
 TRANSCRIBE_HELP = """\
 Prints one line per file, Kaldi-style (the key, then the hypothesis), the two fields separated by a tab:
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Writes a TorchScript file. CTC: the whole model, normalised "
                                               "features -> log-probabilities; transducer: the encoder as forward, "
                                               "plus initial_state, decoder_step and joint. Both: normalise. See "
-                                              "asrkit/export.py for the signatures and the metadata it holds.")
+                                              "asrkit/inference/export.py for the signatures and the metadata it holds.")
     command.add_argument("--model", type=Path, required=True, help=model_help)
     command.add_argument("--output", type=Path, required=True, help="the .ts file to write")
 

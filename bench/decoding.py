@@ -1,9 +1,9 @@
-"""Real-time factor of decoding (asrkit.decode.search) per search and beam, and batched vs one at a time.
+"""Real-time factor of decoding (asrkit.decoding.decode.search) per search and beam, and batched vs one at a time.
 
 Usage: python bench/decoding.py [--cuts DEMO/data/features/cuts_test.jsonl.gz --ctc DEMO/exp/ctc/model.pt
        --transducer DEMO/exp/transducer/model.pt --beams 1 4 10 100 --utterances 64 --results]
 
-RTF is wall time per second of audio (lower is faster), of ``asrkit.decode.search`` on batches of up to
+RTF is wall time per second of audio (lower is faster), of ``asrkit.decoding.decode.search`` on batches of up to
 ``--max-duration`` seconds: encoder plus search. The encoder's own RTF is a row of its own, so a search's
 share is its RTF minus the encoder's. The batching table decodes the same utterances one at a time.
 With ``--baseline DIR`` each search is also timed with the search code (prefix_trie, ctc_decoding,
@@ -23,17 +23,17 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.checkpoint import load_checkpoint, load_model
-from asrkit.dataset import RecognitionDataset
-import asrkit.decode as decode_module
-from asrkit.decode import METHODS, search
+from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.data.dataset import RecognitionDataset
+import asrkit.decoding.decode as decode_module
+from asrkit.decoding.decode import METHODS, search
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 Batch = Dict[str, torch.Tensor]
 
 
 def load_batches(cuts: CutSet, model_path: Path, max_duration: float) -> List[Batch]:
-    """The batches asrkit.decode builds (normalised features with deltas), all in memory."""
+    """The batches asrkit.decoding.decode builds (normalised features with deltas), all in memory."""
     checkpoint = load_checkpoint(model_path)
     dataset = RecognitionDataset.for_model(checkpoint)
     return [dataset[batch] for batch in SimpleCutSampler(cuts, max_duration=max_duration)]
@@ -45,7 +45,7 @@ def one_at_a_time(batches: List[Batch]) -> List[Batch]:
             for b in batches for i, n in enumerate(b["feature_lens"])]
 
 
-#: the search functions asrkit.decode imports, by the module that defines them
+#: the search functions asrkit.decoding.decode imports, by the module that defines them
 DECODE_NAMES = {"ctc_greedy_search": "ctc_decoding", "ctc_prefix_beam_search": "ctc_decoding",
                 "greedy_search_batch": "beam_search", "beam_search": "beam_search",
                 "modified_beam_search": "beam_search"}
@@ -55,7 +55,7 @@ SEARCH_MODULES = ("prefix_trie", "ctc_decoding", "beam_search")  # the code a --
 
 
 def load_searches(root: Path) -> Dict[str, object]:
-    """The search functions that asrkit.decode calls, from the asrkit of checkout ``root``: its
+    """The search functions that asrkit.decoding.decode calls, from the asrkit of checkout ``root``: its
     prefix_trie, ctc_decoding and beam_search modules loaded beside this tree's (the model code is this tree's)."""
     saved = {name: sys.modules.get(f"asrkit.{name}") for name in SEARCH_MODULES}
     try:
@@ -73,7 +73,7 @@ def timings(args: argparse.Namespace) -> Dict[str, float]:
     """Seconds of decoding by "model method beam [batched|single|baseline]", and "model encoder"; and "audio".
 
     With ``args.baseline``, each batched search is timed alternately with this tree's searches and the
-    baseline's (swapped into asrkit.decode), so that both see the same load.
+    baseline's (swapped into asrkit.decoding.decode), so that both see the same load.
     """
     cuts = read_cuts(args.cuts, args.utterances)
     seconds: Dict[str, float] = {"audio": sum(c.duration for c in cuts)}
@@ -123,7 +123,7 @@ def main() -> None:
                         help="beam at which the beam searches are also run one utterance at a time (default 10)")
     parser.add_argument("--utterances", type=int, default=64, help="first N utterances of --cuts (default 64)")
     parser.add_argument("--max-duration", type=float, default=200.0,
-                        help="seconds of audio per batch (default 200, asrkit.decode's)")
+                        help="seconds of audio per batch (default 200, asrkit.decoding.decode's)")
     parser.add_argument("--repeats", type=int, default=3, help="timings per figure; the median is kept")
     parser.add_argument("--baseline", type=Path, help="another checkout whose asrkit to time too, e.g. /work/main")
     add_common_options(parser)
@@ -155,7 +155,7 @@ def main() -> None:
     publish("bench/decoding.py" + (" --quick" if args.quick else ""), "Decoding: real-time factor",
             f"{args.utterances} utterances of `{args.cuts}` ({audio:.1f} s of audio), batches of up to "
             f"{args.max_duration:g} s, median of {args.repeats}. RTF = wall seconds / audio seconds of "
-            f"asrkit.decode.search (encoder included; the encoder row is the encoder alone).\n\n"
+            f"asrkit.decoding.decode.search (encoder included; the encoder row is the encoder alone).\n\n"
             + table(headers, rows), args.results)
 
 

@@ -7,7 +7,7 @@ Extractors: the same features (asrkit's default: 40 mel bands + log energy, 25 m
 dither, snip_edges false) from audio already in memory, one utterance per call, in seconds of audio per
 CPU second (this process, 1 torch thread); "max diff" is the largest absolute difference from kaldifeat's
 output. kaldifeat also runs once with all utterances in one call (it batches a list). The feature stage end
-to end is ``asrkit.features.compute_features`` (read audio, compute, store with lilcom, write the manifest)
+to end is ``asrkit.data.features.compute_features`` (read audio, compute, store with lilcom, write the manifest)
 with 1 and 2 jobs, by wall time: the parallel speed-up on this machine. Its workers have one torch thread
 each; the alternative is lhotse's own pool, whose spawned workers take torch's default (one per core).
 """
@@ -22,7 +22,7 @@ import numpy as np
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
 from lhotse.features import Fbank, FbankConfig
 
-from asrkit.features import compute_features, make_extractor
+from asrkit.data.features import compute_features, make_extractor
 from report import DEMO, add_common_options, cpu_seconds, parse_args, publish, table
 
 try:
@@ -56,7 +56,7 @@ def extractors() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
     """One-utterance extractors by name: (num_samples,) float32 -> (num_frames, 41)."""
     kaldifeat = make_extractor({})
     lhotse_fbank = Fbank(FbankConfig(num_mel_bins=NUM_MEL_BINS, use_energy=True, dither=0.0, snip_edges=False))
-    found = {"kaldifeat (asrkit.features)": lambda s: kaldifeat.extract(s, SAMPLING_RATE),
+    found = {"kaldifeat (asrkit.data.features)": lambda s: kaldifeat.extract(s, SAMPLING_RATE),
              "lhotse Fbank (torch)": lambda s: lhotse_fbank.extract(s, SAMPLING_RATE)}
     if kaldi_native_fbank is not None:
         found["kaldi-native-fbank"] = knf_fbank()
@@ -65,7 +65,7 @@ def extractors() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 def stage_seconds(recordings: RecordingSet, supervisions: SupervisionSet, num_jobs: int,
                   lhotse_pool: bool = False) -> float:
-    """Wall seconds of asrkit.features.compute_features on these manifests, into a temporary folder.
+    """Wall seconds of asrkit.data.features.compute_features on these manifests, into a temporary folder.
 
     ``lhotse_pool``: the alternative, lhotse's own worker pool (spawned processes with torch's default of one
     thread per core) computing and storing the same features, as asrkit did before its one-thread workers.
@@ -110,7 +110,7 @@ def main() -> None:
     reference = next(iter(outputs.values()))
     kaldifeat = make_extractor({})
     speed["kaldifeat, all in one call"] = audio_seconds / cpu_seconds(lambda: kaldifeat.extract(audio, SAMPLING_RATE))
-    base = speed["kaldifeat (asrkit.features)"]
+    base = speed["kaldifeat (asrkit.data.features)"]
     rows = [[name, value, value / base,
              max(float(np.abs(o - r).max()) for o, r in zip(outputs[name], reference)) if name in outputs else "-"]
             for name, value in speed.items()]
@@ -124,7 +124,7 @@ def main() -> None:
     publish("bench/features.py" + (" --quick" if args.quick else ""), "Features: extractors and the feature stage",
             f"{len(audio)} recordings of `{args.recordings}` ({audio_seconds:.1f} s of audio), 16 kHz.\n\n"
             + table(["extractor", "audio s per CPU s", "vs kaldifeat", "max diff from kaldifeat"], rows) + missing
-            + "\n\nThe stage end to end (`asrkit.features.compute_features`: read, compute, store, manifest):\n\n"
+            + "\n\nThe stage end to end (`asrkit.data.features.compute_features`: read, compute, store, manifest):\n\n"
             + table(["num_jobs", "worker pool", "wall s", "audio s per wall s",
                      f"speed-up vs {args.jobs[0]} job(s)"], stage_rows),
             args.results)

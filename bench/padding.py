@@ -1,4 +1,4 @@
-"""Padding fraction of training batches: DynamicBucketingSampler (asrkit.train.training_sampler) vs plain shuffling.
+"""Padding fraction of training batches: DynamicBucketingSampler (asrkit.training.train.training_sampler) vs plain shuffling.
 
 Usage: python bench/padding.py [--cuts DEMO/data/features/cuts_train.jsonl.gz --max-duration 60 --epochs 3 --results]
 
@@ -16,7 +16,7 @@ from typing import Iterable, Tuple
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.train import training_sampler
+from asrkit.training.train import training_sampler
 from report import DEMO, add_common_options, parse_args, publish, read_cuts, table
 
 
@@ -44,7 +44,7 @@ def main() -> None:
         args.epochs = 1
     cuts = read_cuts(args.cuts)
     samplers = {
-        "DynamicBucketingSampler (asrkit.train)":
+        "DynamicBucketingSampler (asrkit.training.train)":
             lambda epoch: training_sampler(cuts, args.max_duration, seed=args.seed, epoch=epoch, shards=[0],
                                            num_shards=1),
         "SimpleCutSampler, shuffled":

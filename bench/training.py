@@ -3,8 +3,8 @@
 Usage: python bench/training.py [--cuts DEMO/data/features/cuts_train.jsonl.gz --ctc DEMO/exp/ctc/model.pt
        --transducer DEMO/exp/transducer/model.pt --batches 10 --results]
 
-Frames per second: input frames (10 ms each) of real training batches (asrkit.train.make_loader, bucketed)
-per wall second of asrkit.train's step: batch_loss (the transducer after warm-up: simple + pruned loss),
+Frames per second: input frames (10 ms each) of real training batches (asrkit.training.train.make_loader, bucketed)
+per wall second of asrkit.training.train's step: batch_loss (the transducer after warm-up: simple + pruned loss),
 backward, gradient clipping, Adam. Models are built from the checkpoints' options (and weights). The step is
 timed on batches already in memory, and end to end with the loader's ``num_workers`` 0 and 1: a worker
 prepares the next batch (reading lilcom, deltas, normalising) while the model trains on this one.
@@ -24,9 +24,9 @@ from typing import Dict, List
 
 import torch
 
-from asrkit.checkpoint import load_checkpoint, load_model
-from asrkit.dataset import RecognitionDataset
-from asrkit.train import DEFAULT_TRAINING_OPTIONS, batch_loss, make_loader, training_sampler
+from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.data.dataset import RecognitionDataset
+from asrkit.training.train import DEFAULT_TRAINING_OPTIONS, batch_loss, make_loader, training_sampler
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 LATE_BATCH = 10 ** 9  # a batch index past the transducer's warm-up: the pruned loss counts fully

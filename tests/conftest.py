@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Appended, not inserted: TIMIT's local/ comes first for the module names both recipes have (make_demo_corpus).
 sys.path.append(str(ROOT / "recipes" / "librispeech" / "local"))
 
-from asrkit.features import compute_features, compute_global_stats  # noqa: E402  (after the paths above)
-from asrkit.corpus import write_manifests  # noqa: E402
-from asrkit.lang import prepare_phones  # noqa: E402
+from asrkit.data.features import compute_features, compute_global_stats  # noqa: E402  (after the paths above)
+from asrkit.data.corpus import write_manifests  # noqa: E402
+from asrkit.data.lang import prepare_phones  # noqa: E402
 from prepare_timit import standard_sets  # noqa: E402
 from timit_skeleton import FEATURES, write_timit_skeleton  # noqa: E402
 

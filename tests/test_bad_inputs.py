@@ -18,7 +18,7 @@ import soundfile
 import torch
 from lhotse import CutSet
 
-from asrkit.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
+from asrkit.training.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
 from test_faults import RUN_ARGS, SNAKEMAKE_ARGS, kill_group, run_group
 from timit_skeleton import write_timit_skeleton
@@ -84,7 +84,7 @@ def test_decoding_an_empty_cut_set_is_refused(tmp_path):
     """Stage 1 refuses an empty set (above); decoding a hand-made empty cut set must say so too."""
     empty = tmp_path / "cuts_test.jsonl.gz"
     CutSet.from_cuts([]).to_file(empty)
-    result = subprocess.run([sys.executable, "-m", "asrkit.decode", "--cuts", str(empty), "--model",
+    result = subprocess.run([sys.executable, "-m", "asrkit.decoding.decode", "--cuts", str(empty), "--model",
                              str(tmp_path / "model.pt"), "--output", str(tmp_path / "hyps.txt")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0

@@ -17,8 +17,8 @@ from typing import Dict, List
 import pytest
 import torch
 
-from asrkit.checkpoint import load_checkpoint
-from asrkit.train import train
+from asrkit.training.checkpoint import load_checkpoint
+from asrkit.training.train import train
 from process_groups import kill_group, run_group
 from timit_skeleton import FEATURES
 
@@ -45,17 +45,17 @@ def options(processes: int, accumulate: int, **training) -> Dict:
 
 
 def inputs(skeleton: Path) -> List[Path]:
-    """train() and asrkit.train's inputs: the train and dev cuts, the statistics and the token table."""
+    """train() and asrkit.training.train's inputs: the train and dev cuts, the statistics and the token table."""
     features = skeleton / "features"
     return [features / "cuts_train.jsonl.gz", features / "cuts_dev.jsonl.gz", features / "stats.pt",
             skeleton / "lang/tokens.txt"]
 
 
 def torchrun(skeleton: Path, exp_dir: Path) -> List[str]:
-    """asrkit.train in 2 processes on the CPU, one torch thread each, as rules/train.smk launches it."""
+    """asrkit.training.train in 2 processes on the CPU, one torch thread each, as rules/train.smk launches it."""
     train_cuts, dev_cuts, stats, tokens = inputs(skeleton)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "asrkit.train", "--train-cuts", str(train_cuts), "--dev-cuts", str(dev_cuts), "--stats", str(stats),
+            "-m", "asrkit.training.train", "--train-cuts", str(train_cuts), "--dev-cuts", str(dev_cuts), "--stats", str(stats),
             "--tokens", str(tokens), "--options", json.dumps(options(2, 1)), "--exp-dir", str(exp_dir),
             "--device", "cpu", "--num-threads", "2"]
 

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
-from asrkit import text, tts
-from asrkit.phones import TIMIT_LABELS
+from asrkit.demo import sentences as text, tts
+from asrkit.data.phones import TIMIT_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "recipes" / "timit" / "local"))

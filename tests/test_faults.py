@@ -27,8 +27,8 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from asrkit.checkpoint import load_checkpoint
-from asrkit.features import compute_features
+from asrkit.training.checkpoint import load_checkpoint
+from asrkit.data.features import compute_features
 from process_groups import group_members, kill_group, run_group
 from timit_skeleton import FEATURES
 
@@ -148,11 +148,11 @@ def kill_points(rng: random.Random) -> List[KillPoint]:
                   done=exists("data/demo_corpus")),
         KillPoint("manifests", "prepare_timit.py", exists("logs/1_manifests.log"), 1.0,
                   done=exists("data/manifests/timit_*.jsonl.gz", 6)),
-        KillPoint("features", "asrkit.features compute", exists("data/features/feats_*/.*-of-*.partial"), 0.3,
+        KillPoint("features", "asrkit.data.features compute", exists("data/features/feats_*/.*-of-*.partial"), 0.3,
                   done=exists("data/features/cuts_*.jsonl.gz", 3)),
-        KillPoint("training", "asrkit.train", mid_epoch_checkpoint(rng.choice([2, 4, 6])), 0.05,
+        KillPoint("training", "asrkit.training.train", mid_epoch_checkpoint(rng.choice([2, 4, 6])), 0.05,
                   done=exists("exp/ctc/model.pt")),
-        KillPoint("decoding", "asrkit.decode", exists("logs/8_decode_*.log"), 1.0,
+        KillPoint("decoding", "asrkit.decoding.decode", exists("logs/8_decode_*.log"), 1.0,
                   done=exists("exp/ctc/decode_*/hyps_test.txt", 2)),
     ]
 
@@ -405,7 +405,7 @@ TRANSDUCER = {
 
 def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path):
     features = skeleton / "features"
-    command = [sys.executable, "-m", "asrkit.train", "--train-cuts", str(features / "cuts_train.jsonl.gz"),
+    command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(features / "cuts_train.jsonl.gz"),
                "--dev-cuts", str(features / "cuts_dev.jsonl.gz"), "--stats", str(features / "stats.pt"),
                "--tokens", str(skeleton / "lang/tokens.txt"), "--options", json.dumps(TRANSDUCER), "--num-threads", "1"]
     straight = run_group(command + ["--exp-dir", str(tmp_path / "straight")], timeout=600)
@@ -433,11 +433,11 @@ def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path
 # ----------------------------------------------------------------------------------------------------------
 # A write error while storing features
 
-#: run asrkit.features with a file size limit: writes past it fail with EFBIG, as on a full disk
+#: run asrkit.data.features with a file size limit: writes past it fail with EFBIG, as on a full disk
 #: (root ignores permissions, so this is how a test can make a write fail)
 LIMITED = ("import resource, runpy, signal, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
-           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'asrkit.features'; "
-           "runpy.run_module('asrkit.features', run_name='__main__', alter_sys=True)")
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'asrkit.data.features'; "
+           "runpy.run_module('asrkit.data.features', run_name='__main__', alter_sys=True)")
 
 
 @pytest.mark.parametrize("num_jobs", [1, 2])

@@ -1,4 +1,4 @@
-"""Kaldi data directories <-> manifests (asrkit/kaldi_data.py), through lhotse's own lhotse.kaldi code."""
+"""Kaldi data directories <-> manifests (asrkit/data/kaldi_data.py), through lhotse's own lhotse.kaldi code."""
 
 from pathlib import Path
 
@@ -9,10 +9,10 @@ import torch
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from asrkit.cli import main
-from asrkit.features import compute_features
-from asrkit.kaldi_data import KaldiDataError, export_kaldi_data_dir, import_kaldi_data_dir
-from asrkit.units import PhoneUnits
-from asrkit.corpus import write_manifests
+from asrkit.data.features import compute_features
+from asrkit.data.kaldi_data import KaldiDataError, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.data.units import PhoneUnits
+from asrkit.data.corpus import write_manifests
 from prepare_timit import standard_sets
 from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lhotse import SupervisionSet
 
-from asrkit.scoring import score_utterances
+from asrkit.scoring.error_rates import score_utterances
 
 RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "run.sh"
 

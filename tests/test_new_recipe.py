@@ -7,9 +7,9 @@ import sys
 import pytest
 import soundfile
 
-from asrkit import text, tts
-from asrkit.demo_speakers import speaking_style
-from asrkit.new_recipe import create_recipe
+from asrkit.demo import sentences as text, tts
+from asrkit.demo.speakers import speaking_style
+from asrkit.workflow.new_recipe import create_recipe
 
 SIZES = {"train": 16, "dev": 3, "test": 3}
 TINY = """

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
 
-from asrkit.corpus import write_manifests
+from asrkit.data.corpus import write_manifests
 from prepare_librispeech import CorpusError, librispeech_sets
 
 PARTS = {"train": "train-clean-100", "dev": "dev-clean", "test": "test-clean"}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from asrkit.corpus import write_manifests
+from asrkit.data.corpus import write_manifests
 from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets
 from timit_skeleton import NUM_SAMPLES, write_timit_skeleton
 

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
-from asrkit.phones import fold, phone_set
-from asrkit.plots import plot_confusion_matrix, plot_training_curves
-from asrkit.results import COLUMNS, update_results_table
-from asrkit.scoring import (
+from asrkit.data.phones import fold, phone_set
+from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
+from asrkit.scoring.results import COLUMNS, update_results_table
+from asrkit.scoring.error_rates import (
     DELETION,
     EPS,
     INSERTION,

@@ -11,14 +11,14 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from asrkit.checkpoint import load_checkpoint, load_model
-from asrkit.decode import decode
-from asrkit.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
+from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.decoding.decode import decode
+from asrkit.data.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
-from asrkit.lang import BLANK, TokenTable, prepare_phones
+from asrkit.data.lang import BLANK, TokenTable, prepare_phones
 from asrkit.model.encoder import BiLstmEncoder
-from asrkit.train import train
-from asrkit.corpus import write_manifests
+from asrkit.training.train import train
+from asrkit.data.corpus import write_manifests
 from prepare_timit import standard_sets
 from timit_skeleton import write_timit_skeleton
 
@@ -156,7 +156,7 @@ def test_training_killed_mid_epoch_resumes_exactly(prepared, tmp_path):
     options = training_options(2)
     options["training"]["checkpoint_every_batches"] = 2
     options["training"]["num_workers"] = 1
-    command = [sys.executable, "-m", "asrkit.train", "--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"),
+    command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"),
                "--dev-cuts", str(prepared / "features/cuts_dev.jsonl.gz"), "--stats", str(prepared / "features/stats.pt"),
                "--tokens", str(prepared / "lang/tokens.txt"), "--options", json.dumps(options), "--num-threads", "1"]
     subprocess.run(command + ["--exp-dir", str(tmp_path / "straight")], check=True, capture_output=True)

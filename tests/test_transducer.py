@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asrkit import rnnt_backend
-from asrkit.beam_search import beam_search, beam_search_nbest, greedy_search_batch, modified_beam_search
+from asrkit.model import rnnt_backend
+from asrkit.decoding.transducer_search import beam_search, beam_search_nbest, greedy_search_batch, modified_beam_search
 from asrkit.model.decoder import Decoder
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.joiner import Joiner

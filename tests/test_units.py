@@ -6,9 +6,9 @@ import re
 import pytest
 from lhotse import SupervisionSegment, SupervisionSet
 
-from asrkit.lang import BLANK, TokenTable, prepare_lang
-from asrkit.scoring import score_utterances, write_report
-from asrkit.units import PhoneUnits, SentencePieceUnits, load_units, train_sentencepiece, units_from_state
+from asrkit.data.lang import BLANK, TokenTable, prepare_lang
+from asrkit.scoring.error_rates import score_utterances, write_report
+from asrkit.data.units import PhoneUnits, SentencePieceUnits, load_units, train_sentencepiece, units_from_state
 
 TEXTS = [
     "CHILDREN BEGIN BY LOVING THEIR PARENTS", "ONE IS NOT GETTING WHAT ONE WANTS", "WE ARE NOT A LOVED ORGANIZATION",

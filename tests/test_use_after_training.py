@@ -21,15 +21,15 @@ import torch
 from lhotse import CutSet, LilcomChunkyWriter, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.supervision import AlignmentItem
 
-from asrkit.beam_search import greedy_search_batch
-from asrkit.checkpoint import build_model, save_checkpoint
+from asrkit.decoding.transducer_search import greedy_search_batch
+from asrkit.training.checkpoint import build_model, save_checkpoint
 from asrkit.cli import main
-from asrkit.decode import search
-from asrkit.export import METADATA, export_model
-from asrkit.features import expand_features, make_extractor
-from asrkit.lang import BLANK
-from asrkit.sensitivity import plot_sensitivity
-from asrkit.transcribe import (Transcriber, ctc_best_path_frames, greedy_path, read_audio,
+from asrkit.decoding.decode import search
+from asrkit.inference.export import METADATA, export_model
+from asrkit.data.features import expand_features, make_extractor
+from asrkit.data.lang import BLANK
+from asrkit.inference.sensitivity import plot_sensitivity
+from asrkit.inference.transcribe import (Transcriber, ctc_best_path_frames, greedy_path, read_audio,
                                transducer_best_path_frames)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from torch import nn
 
 from asrkit.model.decoder import Decoder
 from asrkit.model.joiner import Joiner
-from asrkit.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
+from asrkit.model.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
     rnnt_loss_smoothed
 
 

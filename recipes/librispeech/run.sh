@@ -23,4 +23,4 @@
 # always safe. Usage:
 #   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
 #          [-- snakemake args]
-exec "$(dirname "$0")/../../tools/run_recipe.sh" "$0" "$@"
+exec "$(dirname "$0")/../../local/run_recipe.sh" "$0" "$@"

@@ -22,4 +22,4 @@
 # comments); --cores then only caps a job's threads, and the profile's `cores` is the default. Usage:
 #   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
 #          [-- snakemake args]
-exec "$(dirname "$0")/../../tools/run_recipe.sh" "$0" "$@"
+exec "$(dirname "$0")/../../local/run_recipe.sh" "$0" "$@"

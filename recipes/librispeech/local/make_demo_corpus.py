@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write a synthetic speech corpus laid out like LibriSpeech (openslr 12), for demos and tests.
 
-The voices are the TIMIT demo's (see :mod:`asrkit.demo_speakers` and :mod:`asrkit.tts`); the prompts are
-sentences from :mod:`asrkit.text`, each read by one speaker, none read in two splits. The layout is
+The voices are the TIMIT demo's (see :mod:`asrkit.demo.speakers` and :mod:`asrkit.demo.tts`); the prompts are
+sentences from :mod:`asrkit.demo.sentences`, each read by one speaker, none read in two splits. The layout is
 LibriSpeech's: one folder per part (e.g. ``train-clean-100``), ``<speaker>/<chapter>/`` below it, per
 utterance ``<speaker>-<chapter>-<utt>.flac`` (16 kHz, 16 bit), and per chapter ``<speaker>-<chapter>.trans.txt``
 with ``<utterance-id> TRANSCRIPT`` lines in upper case, without punctuation (apostrophes kept).
@@ -22,8 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import soundfile as sf
 from tqdm import tqdm
 
-from asrkit import text, tts
-from asrkit.demo_speakers import run_tasks, speaking_style, stable_int, synthesis_batches
+from asrkit.demo import sentences as text, tts
+from asrkit.demo.speakers import run_tasks, speaking_style, stable_int, synthesis_batches
 from asrkit.io import atomic_output
 
 logger = logging.getLogger("make_demo_corpus")

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.librispeech import prepare_librispeech
 
-from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
+from asrkit.data.corpus import CorpusError, check_audio, raise_problems, write_manifests
 
 
 def check_chapter(chapter_dir: Path) -> List[str]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a synthetic speech corpus laid out exactly like LDC's TIMIT (LDC93S1), for demos and tests.
 
-Every utterance is synthesised by a Debian TTS voice (see :mod:`asrkit.tts`), so its phone and word
+Every utterance is synthesised by a Debian TTS voice (see :mod:`asrkit.demo.tts`), so its phone and word
 alignments are exact. The layout is TIMIT's: ``TRAIN/`` and ``TEST/``, dialect folders ``DR1``..``DR8``,
 speaker folders such as ``FCJF0``, and per utterance ``.WAV`` (NIST SPHERE, 16 kHz, 16 bit), ``.PHN``,
 ``.WRD`` and ``.TXT``. Every speaker reads the two dialect sentences SA1 and SA2, five SX sentences shared
@@ -28,8 +28,8 @@ import soundfile as sf
 from lhotse.recipes.timit import get_speakers  # the speaker lists that prepare_timit splits TEST by
 from tqdm import tqdm
 
-from asrkit import text, tts
-from asrkit.demo_speakers import run_tasks, speaking_style, stable_int, synthesis_batches
+from asrkit.demo import sentences as text, tts
+from asrkit.demo.speakers import run_tasks, speaking_style, stable_int, synthesis_batches
 from asrkit.io import atomic_output
 
 logger = logging.getLogger("make_demo_corpus")

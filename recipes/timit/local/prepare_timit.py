@@ -24,8 +24,8 @@ import soundfile
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
-from asrkit.corpus import CorpusError, check_audio, raise_problems, write_manifests
-from asrkit.phones import DROPPED_PHONES, TIMIT_LABELS
+from asrkit.data.corpus import CorpusError, check_audio, raise_problems, write_manifests
+from asrkit.data.phones import DROPPED_PHONES, TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
 #: lhotse's split names -> ours

@@ -1,0 +1,54 @@
+"""Batches for recognition: normalised features with deltas, and token targets, from lhotse cuts."""
+
+from typing import Any, Dict, List
+
+import torch
+from lhotse import CutSet
+from torch.nn.utils.rnn import pad_sequence
+
+from asrkit.data.features import expand_features
+from asrkit.data.lang import TokenTable
+from asrkit.data.units import Units, units_from_state
+
+
+class RecognitionDataset(torch.utils.data.Dataset):
+    """Turns a CutSet (one batch from a lhotse sampler) into padded tensors.
+
+    Returns a dict: ``features`` (N, T, C) float, ``feature_lens`` (N,), ``targets`` (N, U) padded with 0,
+    ``target_lens`` (N,), ``cut_ids`` (list of N str). Utterances are sorted longest first.
+    """
+
+    def __init__(self, tokens: TokenTable, units: Units, feature_options: Dict, stats: Dict[str, torch.Tensor]):
+        self.tokens = tokens
+        self.units = units
+        self.feature_options = feature_options
+        self.mean = stats["mean"]
+        self.std = stats["std"]
+
+    @staticmethod
+    def for_model(checkpoint: Dict[str, Any]) -> "RecognitionDataset":
+        """The batches a trained model (a loaded model.pt) was trained on: its tokens, units and features."""
+        return RecognitionDataset(TokenTable(checkpoint["tokens"]), units_from_state(checkpoint["units"]),
+                                  checkpoint["feature_options"], checkpoint["stats"])
+
+    def __getitem__(self, cuts: CutSet) -> Dict:
+        cuts = cuts.sort_by_duration(ascending=False)
+        features: List[torch.Tensor] = []
+        targets: List[torch.Tensor] = []
+        for cut in cuts:
+            frames = expand_features(torch.from_numpy(cut.load_features()), self.feature_options)
+            features.append((frames - self.mean) / self.std)
+            symbols = [t for s in cut.supervisions for t in self.units.token_symbols(s)]
+            targets.append(torch.tensor(self.tokens.encode(symbols, context=cut.id), dtype=torch.long))
+        return {
+            "features": pad_sequence(features, batch_first=True),
+            "feature_lens": torch.tensor([f.shape[0] for f in features]),
+            "targets": pad_sequence(targets, batch_first=True),
+            "target_lens": torch.tensor([t.numel() for t in targets]),
+            "cut_ids": [cut.id for cut in cuts],
+        }
+
+
+def to_device(batch: Dict, device: torch.device) -> Dict:
+    """A batch of :class:`RecognitionDataset` with its tensors on ``device``."""
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}

@@ -1,0 +1,128 @@
+"""Decode a cut set with a trained CTC model or transducer (greedy or beam searches).
+
+Writes ``<output>``: one ``utterance-id token token ...`` line per utterance (token symbols: training phones
+or sentencepiece pieces), and ``<output>.json`` beside it with the decoding time and real-time factor.
+
+Run as ``python -m asrkit.decoding.decode --help``; the recipe's Snakemake rule does.
+"""
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from lhotse import CutSet
+from lhotse.dataset import SimpleCutSampler
+
+from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
+from asrkit.training.checkpoint import Model, load_checkpoint, load_model
+from asrkit.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.device import DEVICE_CHOICES, resolve_device
+from asrkit.io import atomic_output
+from asrkit.progress import progress_bar
+from asrkit.model.ctc import CtcModel
+
+#: decoding methods by model type
+METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
+
+
+def search(model: Model, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
+           ) -> List[List[int]]:
+    """Token ids of a batch. features: (N, T, C), feature_lens: (N,)."""
+    if isinstance(model, CtcModel):
+        log_probs, lens = model(features, feature_lens)
+        return ctc_greedy_search(log_probs, lens) if method == "greedy" else \
+            ctc_prefix_beam_search(log_probs, lens, beam=beam)
+    encoder_out, lens = model.encoder(features, feature_lens)
+    if method == "greedy":
+        return greedy_search_batch(model, encoder_out, lens)
+    if method == "beam":
+        return beam_search(model, encoder_out, lens, beam=beam)
+    return modified_beam_search(model, encoder_out, lens, beam=beam)
+
+
+def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
+    """The last ``avg`` end-of-epoch checkpoints beside ``model_path``; none for avg 1 (the best model)."""
+    if avg <= 1:
+        return []
+    ends = sorted((p for p in (model_path.parent / "checkpoints").glob("epoch-*.pt") if p.stem.count("-") == 1),
+                  key=lambda p: int(p.stem.split("-")[1]))
+    if len(ends) < avg:
+        raise ValueError(f"--avg {avg}: only {len(ends)} epoch checkpoints in {model_path.parent / 'checkpoints'} "
+                         f"(raise training.keep_last_checkpoints)")
+    return ends[-avg:]
+
+
+def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0,
+           device: str = "auto") -> Dict[str, List[str]]:
+    """Token symbol sequences by cut id. device: auto, cpu or cuda (see asrkit.device)."""
+    checkpoint = load_checkpoint(model_path)
+    model_type = checkpoint["model_options"].get("type", "ctc")
+    if method not in METHODS[model_type]:
+        raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
+    torch_device = resolve_device(device)
+    model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
+    dataset = RecognitionDataset.for_model(checkpoint)
+    # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
+    sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
+    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None)
+    hyps = {}
+    with torch.no_grad():
+        for batch in progress_bar(map(lambda b: to_device(b, torch_device), loader), desc=f"decoding ({method})",
+                                  unit="batch"):
+            ids = search(model, method, beam, batch["features"], batch["feature_lens"])
+            hyps.update(zip(batch["cut_ids"], (dataset.tokens.decode(i) for i in ids)))
+    return hyps
+
+
+def write_hyps(hyps: Dict[str, List[str]], path: Path) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(f"{utt} {' '.join(symbols)}\n" for utt, symbols in sorted(hyps.items())))
+
+
+def read_hyps(path: Path) -> Dict[str, List[str]]:
+    hyps = {}
+    for line in Path(path).read_text().splitlines():
+        utt, *symbols = line.split()
+        hyps[utt] = symbols
+    return hyps
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cuts", type=Path, required=True, help="cut manifest with features")
+    parser.add_argument("--model", type=Path, required=True, help="model.pt from the training stage")
+    parser.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
+                        help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
+    parser.add_argument("--beam", type=int, default=10, help="beam width (paper: 100)")
+    parser.add_argument("--avg", type=int, default=1,
+                        help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev error rate")
+    parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="auto (default): a CUDA GPU if torch finds one, else the CPU")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [decode] %(message)s")
+    cuts = CutSet.from_file(args.cuts)  # lhotse reads an empty manifest as None
+    cuts = cuts.to_eager() if cuts is not None else CutSet()
+    if len(cuts) == 0:
+        raise SystemExit(f"error: {args.cuts}: no utterances to decode")
+    torch.set_num_threads(1)  # decoding jobs run side by side, one per core
+    started = time.time()
+    hyps = decode(cuts, args.model, args.method, args.beam, args.avg, device=args.device)
+    seconds = time.time() - started
+    audio_seconds = sum(c.duration for c in cuts)
+    write_hyps(hyps, args.output)
+    timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "avg": args.avg,
+              "seconds": seconds,
+              "audio_seconds": audio_seconds, "rtf": seconds / audio_seconds}
+    with atomic_output(args.output.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(timing, indent=1))
+    logging.info(f"{len(hyps)} utterances decoded in {seconds:.1f} s (RTF {timing['rtf']:.4f}) -> {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Pretrain the transducer's prediction network as a token language model (Graves et al. 2013, PRETRANS).
+
+The network (embedding + LSTM, with its ``lm_output`` head) reads blank + the tokens (phones or sentencepiece
+pieces) of each training utterance and predicts the next token, then blank as the end. The module keeps the
+paper's name, phone LM, which it is for TIMIT. Each epoch reports the dev perplexity; the
+weights with the lowest are kept as ``<exp-dir>/model.pt``, which the PRETRANS stage loads.
+
+Run as ``python -m asrkit.training.phone_lm --help``; the recipe's Snakemake rule does.
+"""
+
+import argparse
+import json
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from lhotse import CutSet
+from torch.nn.utils.rnn import pad_sequence
+
+from asrkit.training.checkpoint import build_decoder, save_checkpoint
+from asrkit.io import atomic_output
+from asrkit.data.lang import TokenTable
+from asrkit.model.decoder import Decoder
+from asrkit.progress import progress_bar
+from asrkit.data.units import Units, load_units
+
+#: the defaults of the config's ``phone_lm`` section
+DEFAULT_PHONE_LM_OPTIONS = {"num_epochs": 10, "batch_size": 32, "lr": 0.001}
+
+
+def token_sequences(cuts_path: Path, tokens: TokenTable, units: Units) -> List[torch.Tensor]:
+    """Token ids of every utterance, in manifest order."""
+    return [torch.tensor(tokens.encode([t for s in cut.supervisions for t in units.token_symbols(s)],
+                                       context=cut.id))
+            for cut in CutSet.from_file(cuts_path)]
+
+
+def batches(sequences: List[torch.Tensor], batch_size: int, shuffle_seed: Optional[int]):
+    order = list(range(len(sequences)))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    for start in range(0, len(order), batch_size):
+        chosen = [sequences[i] for i in order[start:start + batch_size]]
+        yield pad_sequence(chosen, batch_first=True), torch.tensor([len(s) for s in chosen])
+
+
+def perplexity(decoder: Decoder, sequences: List[torch.Tensor], batch_size: int) -> float:
+    decoder.eval()
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for y, y_lens in batches(sequences, batch_size, shuffle_seed=None):
+            batch_nll, batch_count = decoder.lm_loss(y, y_lens)
+            nll, count = nll + batch_nll.item(), count + batch_count
+    decoder.train()
+    return math.exp(nll / count)
+
+
+def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir: Path, options: Dict[str, Any]
+                   ) -> None:
+    lm = {**DEFAULT_PHONE_LM_OPTIONS, **options["phone_lm"]}
+    tokens = TokenTable.load(tokens_path)
+    units = load_units(options["units"], tokens_path.parent)
+    train_set = token_sequences(train_cuts, tokens, units)
+    dev_set = token_sequences(dev_cuts, tokens, units)
+    torch.manual_seed(options["seed"])
+    decoder = build_decoder(options["model"], len(tokens))
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=lm["lr"])
+    logging.info(f"token LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} tokens); "
+                 f"dev perplexity before training {perplexity(decoder, dev_set, lm['batch_size']):.1f}")
+    history, best = [], None
+    for epoch in range(1, lm["num_epochs"] + 1):
+        for y, y_lens in progress_bar(batches(train_set, lm["batch_size"], options["seed"] + epoch),
+                                      desc=f"token LM epoch {epoch}", unit="batch", leave=False):
+            nll, count = decoder.lm_loss(y, y_lens)
+            optimizer.zero_grad()
+            (nll / count).backward()
+            optimizer.step()
+        record = {"epoch": epoch, "dev_perplexity": perplexity(decoder, dev_set, lm["batch_size"]),
+                  "train_perplexity": perplexity(decoder, train_set, lm["batch_size"])}
+        history.append(record)
+        logging.info(f"epoch {epoch}: train perplexity {record['train_perplexity']:.2f}, "
+                     f"dev perplexity {record['dev_perplexity']:.2f}")
+        if best is None or record["dev_perplexity"] < best["dev_perplexity"]:
+            best = record
+            save_checkpoint(exp_dir / "model.pt", {"model": decoder.state_dict(), "model_options": options["model"],
+                                                   "vocab_size": len(tokens), **record})
+    with atomic_output(exp_dir / "history.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=1))
+    logging.info(f"best dev perplexity {best['dev_perplexity']:.2f} (epoch {best['epoch']}; {len(tokens)} "
+                 f"tokens with blank) -> {exp_dir}/model.pt")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-cuts", type=Path, required=True)
+    parser.add_argument("--dev-cuts", type=Path, required=True)
+    parser.add_argument("--tokens", type=Path, required=True)
+    parser.add_argument("--exp-dir", type=Path, required=True)
+    parser.add_argument("--options", type=json.loads, required=True,
+                        help="JSON with the config's seed, units, model (transducer sizes) and phone_lm sections")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [phone_lm] %(message)s")
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    train_phone_lm(args.train_cuts, args.dev_cuts, args.tokens, args.exp_dir, args.options)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,475 @@
+"""Train a deep bidirectional LSTM with CTC, or an RNN transducer on it (Graves et al. 2013), resumably.
+
+Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
+optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
+``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
+best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``. A rerun resumes
+exactly from the latest checkpoint written with the same options (checkpoints from other options are set
+aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
+are the stage's outputs.
+
+Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
+DistributedDataParallel: each takes its share of every step's batches, rank 0 alone evaluates on dev and writes.
+One optimiser step trains on ``num_processes x accumulate_batches`` batches (the global batch): the batches
+that lhotse's sampler gives the ranks of a training that many processes wide, so that one process accumulating
+k batches sees the same batches, grouped the same way, as k processes taking one each (up to float rounding).
+
+Run as ``python -m asrkit.training.train --help``; the recipe's Snakemake rule does.
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from lhotse import CutSet
+from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
+
+from asrkit.training.checkpoint import Model, build_model, load_checkpoint, load_weights, save_checkpoint
+from asrkit.decoding.decode import search
+from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.device import DEVICE_CHOICES, resolve_device
+from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
+from asrkit.data.features import input_dim, load_stats
+from asrkit.io import atomic_output
+from asrkit.progress import progress_bar
+from asrkit.data.lang import TokenTable
+from asrkit.model.ctc import CtcModel
+from asrkit.scoring.error_rates import score_utterances
+from asrkit.data.units import Units, load_units
+
+#: the defaults of the config's ``training`` section (see asrkit/workflow/schemas/config.schema.yaml)
+DEFAULT_TRAINING_OPTIONS = {
+    "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "lr_decay": 1.0, "grad_clip": 5.0, "weight_noise_std": 0.0,
+    "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "checkpoint_every_batches": 100, "num_workers": 1,
+    "num_processes": 1, "accumulate_batches": 1, "amp": False,
+}
+#: the defaults of the config's ``transducer`` section: the loss (icefall's pruned_transducer_stateless values)
+DEFAULT_TRANSDUCER_OPTIONS = {"loss": "pruned", "prune_range": 5, "lm_scale": 0.25, "am_scale": 0.0,
+                              "simple_loss_scale": 0.5, "warmup_batches": 500}
+
+
+def options_digest(options: Dict[str, Any]) -> str:
+    """A short fingerprint of everything that shapes the trained model."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def make_optimizer(model: torch.nn.Module, training: Dict[str, Any]) -> torch.optim.Optimizer:
+    if training["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=training["lr"], momentum=training["momentum"])
+    return torch.optim.Adam(model.parameters(), lr=training["lr"])
+
+
+class InterleavedShards:
+    """Some shards of an epoch's batches, step by step: at each step, one batch of each shard in turn.
+
+    lhotse's samplers shard the batches of an epoch among the ranks of a distributed training (rank r of
+    W gets the r-th of each W batches drawn, and its bucketing draws W batches from one bucket in a row):
+    ``samplers`` are such samplers, of the same cuts, seed and W, for the ranks (shards) this process trains.
+    """
+
+    def __init__(self, samplers: Sequence[DynamicBucketingSampler]):
+        self.samplers = samplers
+
+    def __iter__(self) -> Iterator[CutSet]:
+        for batches in zip(*self.samplers):  # lhotse gives every shard the same number of batches
+            yield from batches
+
+
+def training_sampler(cuts: CutSet, max_duration: float, seed: int, epoch: int, shards: Sequence[int],
+                     num_shards: int) -> InterleavedShards:
+    """Duration-bucketed batches (little padding), in ``num_shards`` shards; this process's ``shards``.
+
+    The batches of an epoch depend only on (seed, epoch, num_shards), so that a resumed epoch sees the same
+    batches, and a step's ``num_shards`` batches are the same whichever processes train them.
+    """
+    samplers = []
+    for shard in shards:
+        with warnings.catch_warnings():  # its advice on lazy manifests is for corpora far larger than TIMIT
+            warnings.filterwarnings("ignore", message="You are using DynamicBucketingSampler with an eagerly")
+            sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True, seed=seed,
+                                              num_buckets=min(10, max(2, len(cuts) // 20)),
+                                              world_size=num_shards, rank=shard)
+        sampler.set_epoch(epoch)
+        samplers.append(sampler)
+    return InterleavedShards(samplers)
+
+
+def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: int, epoch: int,
+                skip_batches: int = 0) -> torch.utils.data.DataLoader:
+    """Batches of tensors from a sampler of CutSets, without its first ``skip_batches`` (a resumed epoch)."""
+    # The loader's own generator, not the global RNG, seeds its workers: resuming must not shift dropout noise.
+    return torch.utils.data.DataLoader(dataset, sampler=SkipBatches(sampler, skip_batches), batch_size=None,
+                                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
+
+
+def batch_loss(model: Model, batch: Dict, transducer: Dict[str, Any], batch_index: int) -> torch.Tensor:
+    """The training loss of a batch, summed over its utterances.
+
+    Transducer (icefall's recipe): ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the
+    first ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has
+    learnt something), 0.1 for as many more, then 1.
+    """
+    x, x_lens, y, y_lens = batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"]
+    if isinstance(model, CtcModel):
+        return model.loss(x, x_lens, y, y_lens)
+    t = {**DEFAULT_TRANSDUCER_OPTIONS, **transducer}
+    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t["prune_range"], am_scale=t["am_scale"],
+                                    lm_scale=t["lm_scale"], loss=t["loss"])
+    if t["loss"] == "full":
+        return transducer_loss
+    warmup = t["warmup_batches"]
+    pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
+    return t["simple_loss_scale"] * simple + pruned_scale * transducer_loss
+
+
+class TrainingLoss(torch.nn.Module):
+    """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
+    synchronises the gradients of what its module's ``forward`` computes."""
+
+    def __init__(self, model: Model, transducer: Dict[str, Any]):
+        super().__init__()
+        self.model, self.transducer = model, transducer
+
+    def forward(self, batch: Dict, batch_index: int) -> torch.Tensor:
+        return batch_loss(self.model, batch, self.transducer, batch_index)
+
+
+def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: Dict[str, Any],
+             device: torch.device) -> Dict[str, Any]:
+    """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
+    metric: PER on 39 folded phones, or WER on the words the pieces make."""
+    model.eval()
+    total_loss, count, refs, hyps = 0.0, 0, {}, {}
+    with torch.no_grad():
+        for batch in map(lambda b: to_device(b, device), loader):
+            total_loss += batch_loss(model, batch, transducer, batch_index=sys.maxsize).item()
+            count += len(batch["cut_ids"])
+            greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
+            for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
+                refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
+                hyps[cut_id] = units.scored(tokens.decode(ids))
+    model.train()
+    return {"dev_loss": total_loss / count, "dev_metric": units.metrics[0],
+            "dev_error_rate": score_utterances(refs, hyps).totals.rate}
+
+
+def initialise(model: Model, init: Dict[str, str]) -> None:
+    """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
+    if "encoder" in init:
+        weights = load_checkpoint(Path(init["encoder"]))["model"]
+        load_weights(model.encoder, {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")},
+                     Path(init["encoder"]))
+        logging.info(f"encoder initialised from {init['encoder']}")
+    if "decoder" in init:
+        load_weights(model.decoder, load_checkpoint(Path(init["decoder"]))["model"], Path(init["decoder"]))
+        logging.info(f"prediction network initialised from {init['decoder']}")
+
+
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
+    """Add Gaussian noise to every weight; return it so that it can be taken away after the update's gradient.
+
+    The noise comes from its own (CPU) generator, the same in every process: their models must stay equal.
+    """
+    noise = []
+    with torch.no_grad():
+        for p in model.parameters():
+            n = (torch.randn(p.shape, generator=generator) * std).to(p.device)
+            p.add_(n)
+            noise.append(n)
+    return noise
+
+
+def remove_weight_noise(model: torch.nn.Module, noise: List[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, n in zip(model.parameters(), noise):
+            p.sub_(n)
+
+
+def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:
+    """The state of the global RNGs that dropout draws from (the CPU's, and the GPU's on CUDA)."""
+    return {"cpu": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
+
+
+def set_rng_state(state: Dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def steps(loader: Iterator[Dict], batches_per_step: int) -> Iterator[List[Dict]]:
+    """The loader's batches in groups of ``batches_per_step`` (this process's batches of one optimiser step)."""
+    iterator = iter(loader)
+    while group := list(itertools.islice(iterator, batches_per_step)):
+        yield group
+
+
+class SkipBatches:
+    """A sampler that leaves out its first ``count`` batches: resuming an epoch after ``count`` batches.
+
+    We do not resume from the lhotse sampler's own ``state_dict``: the DataLoader draws batches ahead of the
+    training loop, so that state runs ahead of what was trained on. Seeded with the same seed and epoch, the
+    sampler yields the same batches again, and skipping the consumed ones (cuts only, no feature loading)
+    continues exactly where training stopped.
+    """
+
+    def __init__(self, sampler, count: int):
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.count, None)
+
+
+def checkpoint_order(path: Path) -> Tuple[int, int]:
+    """Sort key of ``epoch-E.pt`` (end of epoch E) and ``epoch-E-batch-B.pt`` (inside epoch E)."""
+    parts = path.stem.split("-")
+    return int(parts[1]), int(parts[3]) if len(parts) == 4 else math.inf
+
+
+def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
+    """The newest checkpoint made with these options; checkpoints of other options are moved aside.
+
+    Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
+    """
+    for leftover in checkpoint_dir.glob(".*.partial*"):
+        leftover.unlink()
+    checkpoints = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
+    if not checkpoints:
+        return None
+    if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
+        stale = checkpoint_dir.with_name(f"checkpoints.stale-{int(time.time())}")
+        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: moved to {stale}")
+        shutil.move(str(checkpoint_dir), str(stale))
+        return None
+    return checkpoints[-1]
+
+
+def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
+    """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""
+    epochs = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
+    ends = [p for p in epochs if len(p.stem.split("-")) == 2]
+    inside = [p for p in epochs if len(p.stem.split("-")) == 4]
+    newest = epochs[-1]
+    for old in ends[:-keep] + [p for p in inside if p != newest]:
+        old.unlink()
+
+
+def check_processes(training: Dict[str, Any], group: ProcessGroup, device: torch.device) -> None:
+    """The processes running are those the options ask for, and mixed precision has a GPU."""
+    if training["num_processes"] != group.world_size:
+        raise ValueError(f"training.num_processes is {training['num_processes']} but {group.world_size} process(es) "
+                         f"run: launch with torchrun --standalone --nproc_per_node {training['num_processes']} "
+                         f"-m asrkit.training.train ... (the recipe does)")
+    if training["amp"] and device.type != "cuda":
+        raise ValueError(f"training.amp: mixed precision needs a CUDA GPU, and this run's device is {device.type} "
+                         f"(set training.amp: false)")
+
+
+def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
+          options: Dict[str, Any], run_options: Optional[Dict[str, Any]] = None, device: str = "auto") -> None:
+    """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped (mid-epoch too).
+
+    In every process of a torchrun launch (``training.num_processes`` of them), or alone.
+    """
+    # run_options (loader workers, checkpoint frequency and count) do not change the model: they are not
+    # part of the checkpoints' fingerprint below
+    training = {**DEFAULT_TRAINING_OPTIONS, **options["training"], **(run_options or {})}
+    seed = options["seed"]
+    init = options.get("init", {})
+    # Checkpoints are resumable only under the same options and the same pretrained parts. The number of
+    # processes is among the options: with it change the float summation order and the ranks' dropout masks.
+    digest = options_digest({**options, "init": {part: file_digest(path) for part, path in init.items()}})
+    torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    if torch_device.type == "cuda":
+        torch.cuda.set_device(torch_device)  # nccl uses the current device
+    group = start_process_group(torch_device)
+    check_processes(training, group, torch_device)
+    tokens = TokenTable.load(tokens_path)
+    units = load_units(options["units"], tokens_path.parent)
+    stats = load_stats(stats_path)
+    dataset = RecognitionDataset(tokens, units, options["features"], stats)
+    train_set, dev_set = CutSet.from_file(train_cuts).to_eager(), CutSet.from_file(dev_cuts).to_eager()
+
+    torch.manual_seed(seed)
+    dim = input_dim(options["features"])
+    model = build_model(options["model"], dim, len(tokens))
+    initialise(model, init)
+    model.to(torch_device)
+    if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
+        torch.manual_seed(seed + group.rank)
+    noise_rng = torch.Generator().manual_seed(seed)
+    optimizer = make_optimizer(model, training)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])  # once per epoch
+    # float16 autocast and loss scaling on CUDA; disabled, both do nothing
+    scaler = torch.amp.GradScaler("cuda", enabled=training["amp"])
+    checkpoint_dir = exp_dir / "checkpoints"
+    # Everything needed to use the model without the recipe: decoding and transcription read only this.
+    model_info = {"model_options": options["model"], "input_dim": dim, "vocab_size": len(tokens),
+                  "tokens": tokens.symbols, "units": units.state(), "feature_options": options["features"],
+                  "stats": stats, "options_digest": digest}
+    history: List[Dict[str, float]] = []
+    # batches_done and global_batches count optimiser steps, each on num_processes x accumulate_batches batches
+    epoch, batches_done, totals = 1, 0, [0.0, 0, 0.0]  # loss, utterances, seconds of this epoch so far
+    global_batches = 0  # batches trained on in all epochs: the transducer's warm-up counts them
+    resume_from = group.broadcast(latest_checkpoint(checkpoint_dir, digest) if group.is_main else None)
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng_states"][group.rank], torch_device)
+        noise_rng.set_state(state["noise_rng_state"])
+        history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
+        global_batches = state["global_batches"]
+        if batches_done is None:  # that epoch was complete
+            epoch, batches_done, totals = epoch + 1, 0, [0.0, 0, 0.0]
+        logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
+    num_params = sum(p.numel() for p in model.parameters())
+    accumulate = training["accumulate_batches"]
+    logging.info(f"model: {options['model']}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
+                 f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
+                 f"{group.world_size} process(es) x {accumulate} batch(es) per step")
+    net = TrainingLoss(model, options.get("transducer", {}))
+    if group.world_size > 1:  # averages the gradients of the processes in backward()
+        net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+
+    def save(name: str, epoch_batches: Optional[int]) -> None:
+        """Every process calls it (each one's RNG state is saved); rank 0 writes."""
+        rng_states = group.all_gather(rng_state(torch_device))
+        if group.is_main:
+            save_checkpoint(checkpoint_dir / name, {
+                "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
+                "totals": totals, "global_batches": global_batches, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng_states": rng_states,
+                "noise_rng_state": noise_rng.get_state(), "history": history})
+            prune_checkpoints(checkpoint_dir, training["keep_last_checkpoints"])
+
+    writer = SummaryWriter(str(exp_dir / "tensorboard")) if group.is_main else None
+    dev_sampler = SimpleCutSampler(dev_set, max_duration=training["max_duration"], shuffle=False, world_size=1, rank=0)
+    dev_loader = make_loader(dataset, dev_sampler, seed, training["num_workers"], 0)
+    shards = range(group.rank * accumulate, (group.rank + 1) * accumulate)  # this process's batches of a step
+    for epoch in range(epoch, training["num_epochs"] + 1):
+        noisy = training["weight_noise_std"] > 0 and epoch >= training["weight_noise_start_epoch"]
+        if noisy and epoch == training["weight_noise_start_epoch"] and batches_done == 0 \
+                and (exp_dir / "best.pt").exists():
+            model.load_state_dict(load_checkpoint(exp_dir / "best.pt")["model"])
+            logging.info(f"epoch {epoch}: restarting from the best dev model with weight noise "
+                         f"{training['weight_noise_std']}")
+        started = time.time() - totals[2]
+        sampler = training_sampler(train_set, training["max_duration"], seed, epoch, shards,
+                                   group.world_size * accumulate)
+        loader = make_loader(dataset, sampler, seed, training["num_workers"], epoch,
+                             skip_batches=batches_done * accumulate)
+        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}/{training['num_epochs']}",
+                                unit="batch", leave=False, initial=batches_done, disable=not group.is_main)
+        for step_batches in progress:
+            noise = add_weight_noise(model, training["weight_noise_std"], noise_rng) if noisy else None
+            optimizer.zero_grad()
+            step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
+            for i, batch in enumerate(step_batches):
+                # DDP averages the processes' gradients, so each of a step's batches weighs 1 / accumulate here
+                last = i == len(step_batches) - 1
+                with net.no_sync() if group.world_size > 1 and not last else nullcontext():
+                    with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training["amp"]):
+                        loss = net(to_device(batch, torch_device), global_batches)
+                    num_utts = len(batch["cut_ids"])
+                    scaler.scale(loss / (num_utts * accumulate)).backward()
+                step_totals += torch.tensor([loss.item(), num_utts], dtype=torch.float64)
+            if noise is not None:
+                remove_weight_noise(model, noise)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
+            step_loss, step_utts = group.sum(step_totals).tolist()
+            batches_done, global_batches = batches_done + 1, global_batches + 1
+            totals = [totals[0] + step_loss, totals[1] + int(step_utts), time.time() - started]
+            progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
+            if batches_done % training["checkpoint_every_batches"] == 0:
+                save(f"epoch-{epoch}-batch-{batches_done}.pt", batches_done)
+        record = None
+        if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
+            record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
+                      **evaluate(model, dev_loader, tokens, units, options.get("transducer", {}), torch_device),
+                      "seconds": time.time() - started}
+            for key in ("train_loss", "dev_loss", "dev_error_rate"):
+                writer.add_scalar(key, record[key], epoch)
+            logging.info(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {record['dev_loss']:.3f}, "
+                         f"dev {record['dev_metric']} {record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
+        history.append(group.broadcast(record))
+        if group.is_main and history[-1]["dev_error_rate"] <= min(h["dev_error_rate"] for h in history):
+            save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
+        scheduler.step()
+        save(f"epoch-{epoch}.pt", None)
+        group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
+        batches_done, totals = 0, [0.0, 0, 0.0]
+    if not group.is_main:
+        return
+    writer.close()
+
+    best = min(history, key=lambda h: h["dev_error_rate"])
+    logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']}; "
+                 f"{sum(h['seconds'] for h in history):.0f} s of training")
+    final = {**load_checkpoint(exp_dir / "best.pt"), "num_params": num_params, "num_epochs": len(history)}
+    save_checkpoint(exp_dir / "model.pt", final)
+    with atomic_output(exp_dir / "history.json") as tmp:
+        tmp.write_text(json.dumps(history, indent=1))
+    logging.info(f"model -> {exp_dir}/model.pt, history -> {exp_dir}/history.json")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-cuts", type=Path, required=True, help="training cut manifest with features")
+    parser.add_argument("--dev-cuts", type=Path, required=True, help="dev cut manifest (model selection)")
+    parser.add_argument("--stats", type=Path, required=True, help="global mean/std from the feature stage")
+    parser.add_argument("--tokens", type=Path, required=True, help="tokens.txt from the units stage (data/lang; a sentencepiece model is read beside it)")
+    parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints and the model go")
+    parser.add_argument("--options", type=json.loads, required=True,
+                        help="JSON with the config's seed, units, features, model (with its type: ctc or "
+                             "transducer), training and, for transducers, transducer sections")
+    parser.add_argument("--run-options", type=json.loads, default={},
+                        help="JSON with training settings that do not change the model: num_workers, "
+                             "checkpoint_every_batches, keep_last_checkpoints")
+    parser.add_argument("--init-encoder", help="start the encoder from this CTC model.pt (PRETRANS)")
+    parser.add_argument("--init-decoder", help="start the prediction network from this token LM model.pt")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="auto (default): a CUDA GPU if torch finds one, else the CPU")
+    parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads of the whole job, shared among its processes; more than the cores "
+                             "given to this job slows it down many times (default: all cores)")
+    args = parser.parse_args(argv)
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    # rank 0 tells the story; the others speak up only for warnings and errors
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s [train{f' rank {rank}' if world_size > 1 else ''}] "
+                               f"%(message)s")
+    torch.set_num_threads(max(1, args.num_threads // world_size))
+    args.exp_dir.mkdir(parents=True, exist_ok=True)
+    init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
+    try:
+        train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, {**args.options, "init": init},
+              args.run_options, args.device)
+    finally:
+        end_process_group()
+
+
+if __name__ == "__main__":
+    main()
