@@ -24,7 +24,9 @@ from slurm_cluster import ClusterUnavailable, SlurmCluster
 from process_groups import kill_group
 from test_faults import TINY, load_features, results_without_rtf
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 PROFILE = ROOT / "profiles" / "slurm"
 

@@ -32,7 +32,9 @@ from asrkit.data.features import compute_features
 from process_groups import group_members, kill_group, run_group
 from timit_skeleton import FEATURES
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 SEED = 4  # seeds the kill points: a failing sequence of kills can be replayed
 
