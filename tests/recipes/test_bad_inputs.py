@@ -20,7 +20,8 @@ from lhotse import CutSet
 
 from asrkit.training.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
-from test_faults import RUN_ARGS, SNAKEMAKE_ARGS, kill_group, run_group
+from process_groups import kill_group, run_group
+from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS
 from timit_skeleton import write_timit_skeleton
 
 ROOT = Path(__file__).resolve().parents[2]
