@@ -2,7 +2,6 @@
 # runs this with the recipe's config.yaml. The stages, their rules and the modules they run are listed in one
 # table, asrkit/workflow/stages.py; the rules are in asrkit/workflow/rules/ and, for stages 0-1, the recipe's
 # rules/prepare.smk.
-import json
 import sys
 from pathlib import Path
 

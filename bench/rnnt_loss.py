@@ -20,6 +20,7 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
+from asrkit.config import TransducerConfig
 from asrkit.model.decoder import Decoder
 from asrkit.model.joiner import Joiner
 from asrkit.model.transducer import Transducer
@@ -59,7 +60,9 @@ def measure(args: argparse.Namespace) -> Dict[str, float]:
     y = torch.randint(1, args.vocab, (args.batch, args.labels))
 
     def step() -> None:
-        simple, transducer = model(x, x_lens, y, y_lens, prune_range=args.prune_range, loss=args.variant)
+        simple, transducer = model(x, x_lens, y, y_lens, prune_range=args.prune_range, loss=args.variant,
+                                   am_scale=TransducerConfig.default("am_scale"),
+                                   lm_scale=TransducerConfig.default("lm_scale"))
         (0.5 * simple + transducer).backward()
 
     before = resident_mib()

@@ -26,7 +26,8 @@ import torch
 
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
-from asrkit.training.train import DEFAULT_TRAINING_OPTIONS, batch_loss, make_loader, training_sampler
+from asrkit.config import TrainingConfig, TransducerConfig
+from asrkit.training.train import batch_loss, make_loader, training_sampler
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 LATE_BATCH = 10 ** 9  # a batch index past the transducer's warm-up: the pruned loss counts fully
@@ -38,10 +39,10 @@ def train_steps(model: torch.nn.Module, batches, count: int) -> float:
     frames = 0
     start = time.perf_counter()
     for batch in itertools.islice(batches, count):
-        loss = batch_loss(model, batch, {}, LATE_BATCH)
+        loss = batch_loss(model, batch, TransducerConfig.from_dict({}), LATE_BATCH)
         optimizer.zero_grad()
         (loss / len(batch["cut_ids"])).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), DEFAULT_TRAINING_OPTIONS["grad_clip"])
+        torch.nn.utils.clip_grad_norm_(model.parameters(), TrainingConfig.default("grad_clip"))
         optimizer.step()
         frames += int(batch["feature_lens"].sum())
     return frames / (time.perf_counter() - start)

@@ -5,17 +5,23 @@ Unlike the demo corpus (real speech synthesis, minutes), this writes the full LD
 standard-set logic and the bad-input checks run on a corpus of the real shape.
 """
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import soundfile
 from lhotse.recipes.timit import get_speakers
 
+from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig, to_flags
+from asrkit.training.train import TrainingSetup
+
 UTTERANCES = ["SA1", "SA2", "SI943", "SI1573", "SI2203", "SX43", "SX133", "SX223", "SX313", "SX403"]
 NUM_SAMPLES = 4800
 #: the recipe's default features, as the tests compute them on a skeleton corpus
-FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
+FEATURES = FeatureConfig.from_dict({"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True})
+#: the skeleton's units
+UNITS = {"type": "phones", "phone_set": 60}
 PHONES = [(0, 1200, "h#"), (1200, 2000, "s"), (2000, 2400, "q"), (2400, 3400, "iy"), (3400, 4800, "h#")]
 
 
@@ -56,3 +62,20 @@ def write_timit_skeleton(root: Path, num_train_speakers: int = 462, num_other_te
                 seed += 1
                 write_utterance(speaker_dir, utt, seed, lower_case)
     return root
+
+
+def training_setup(settings: Dict[str, Any]) -> TrainingSetup:
+    """What asrkit.training.train trains on the skeleton's features and units, from ``settings``: its seed,
+    model_type and the model, training and (optional) transducer sections, given in part."""
+    return TrainingSetup(settings["seed"], UnitsConfig.from_dict(UNITS), FEATURES, settings["model_type"],
+                         ModelConfig.from_dict(settings["model"]),
+                         TransducerConfig.from_dict(settings.get("transducer")),
+                         TrainingConfig.from_dict(settings["training"]))
+
+
+def training_flags(settings: Dict[str, Any]) -> List[str]:
+    """The flags of ``python -m asrkit.training.train`` for :func:`training_setup`'s ``settings``."""
+    features = {k: v for k, v in asdict(FEATURES).items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
+    return ["--seed", str(settings["seed"]), "--model-type", settings["model_type"], *to_flags("units", UNITS),
+            *to_flags("features", features), *to_flags("model", settings["model"]),
+            *to_flags("transducer", settings.get("transducer", {})), *to_flags("training", settings["training"])]

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple, Type
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
 
+from asrkit.data.manifests import MANIFEST_KINDS, manifest_path
 from asrkit.io import atomic_output
 
 SAMPLE_RATE = 16000
@@ -65,8 +66,8 @@ def raise_problems(problems: List[str], error: Type[ValueError] = CorpusError,
 def write_manifests(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], output_dir: Path, recipe: str) -> None:
     """Write each split's (recordings, supervisions) as ``<recipe>_{recordings,supervisions}_<split>.jsonl.gz``."""
     for split, (recordings, supervisions) in sets.items():
-        for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-            with atomic_output(Path(output_dir) / f"{recipe}_{kind}_{split}.jsonl.gz") as tmp:
+        for kind, manifest in zip(MANIFEST_KINDS, (recordings, supervisions)):
+            with atomic_output(manifest_path(output_dir, recipe, kind, split)) as tmp:
                 manifest.to_file(tmp)
         logging.info(f"{split}: {len(supervisions)} utterances, {len({s.speaker for s in supervisions})} speakers "
                      f"-> {output_dir}/{recipe}_*_{split}.jsonl.gz")

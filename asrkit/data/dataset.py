@@ -4,11 +4,18 @@ from typing import Any, Dict, List
 
 import torch
 from lhotse import CutSet
+from lhotse.cut import Cut
 from torch.nn.utils.rnn import pad_sequence
 
+from asrkit.config import FeatureConfig
 from asrkit.data.features import expand_features
 from asrkit.data.lang import TokenTable
 from asrkit.data.units import Units, units_from_state
+
+
+def token_ids(cut: Cut, tokens: TokenTable, units: Units) -> List[int]:
+    """The token ids a model is trained to output for a cut: its supervisions' units, in order."""
+    return tokens.encode([t for s in cut.supervisions for t in units.token_symbols(s)], context=cut.id)
 
 
 class RecognitionDataset(torch.utils.data.Dataset):
@@ -18,10 +25,10 @@ class RecognitionDataset(torch.utils.data.Dataset):
     ``target_lens`` (N,), ``cut_ids`` (list of N str). Utterances are sorted longest first.
     """
 
-    def __init__(self, tokens: TokenTable, units: Units, feature_options: Dict, stats: Dict[str, torch.Tensor]):
+    def __init__(self, tokens: TokenTable, units: Units, features: FeatureConfig, stats: Dict[str, torch.Tensor]):
         self.tokens = tokens
         self.units = units
-        self.feature_options = feature_options
+        self.features = features
         self.mean = stats["mean"]
         self.std = stats["std"]
 
@@ -29,17 +36,16 @@ class RecognitionDataset(torch.utils.data.Dataset):
     def for_model(checkpoint: Dict[str, Any]) -> "RecognitionDataset":
         """The batches a trained model (a loaded model.pt) was trained on: its tokens, units and features."""
         return RecognitionDataset(TokenTable(checkpoint["tokens"]), units_from_state(checkpoint["units"]),
-                                  checkpoint["feature_options"], checkpoint["stats"])
+                                  FeatureConfig.from_dict(checkpoint["feature_options"]), checkpoint["stats"])
 
     def __getitem__(self, cuts: CutSet) -> Dict:
         cuts = cuts.sort_by_duration(ascending=False)
         features: List[torch.Tensor] = []
         targets: List[torch.Tensor] = []
         for cut in cuts:
-            frames = expand_features(torch.from_numpy(cut.load_features()), self.feature_options)
+            frames = expand_features(torch.from_numpy(cut.load_features()), self.features)
             features.append((frames - self.mean) / self.std)
-            symbols = [t for s in cut.supervisions for t in self.units.token_symbols(s)]
-            targets.append(torch.tensor(self.tokens.encode(symbols, context=cut.id), dtype=torch.long))
+            targets.append(torch.tensor(token_ids(cut, self.tokens, self.units), dtype=torch.long))
         return {
             "features": pad_sequence(features, batch_first=True),
             "feature_lens": torch.tensor([f.shape[0] for f in features]),

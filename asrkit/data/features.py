@@ -14,7 +14,6 @@ Run as ``python -m asrkit.data.features compute|merge|stats ...``; the recipe's 
 
 import argparse
 import errno
-import json
 import logging
 import multiprocessing
 import re
@@ -29,11 +28,11 @@ from lhotse.features.base import FeatureExtractor
 from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, KaldifeatMfcc, KaldifeatMfccConfig
 from lhotse.features.kaldifeat import KaldifeatMelOptions
 
+from asrkit import config
+from asrkit.config import FeatureConfig
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 
-#: the defaults of the config's ``features`` section (see asrkit/workflow/schemas/config.schema.yaml)
-DEFAULT_OPTIONS = {"type": "fbank", "num_mel_bins": 40, "num_ceps": 13, "use_energy": True, "deltas": True}
 DELTA_WINDOW = 2  # Kaldi's add-deltas default
 #: errors of writing, not of reading: a full disk or quota, a file size limit, no permission, a read-only disk
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
@@ -43,28 +42,21 @@ class FeatureWriteError(OSError):
     """Features could not be stored; the message names the outputs and the system's reason."""
 
 
-def feature_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    """The config's ``features`` section with defaults filled in."""
-    return {**DEFAULT_OPTIONS, **options}
-
-
-def make_extractor(options: Dict[str, Any]) -> FeatureExtractor:
+def make_extractor(features: FeatureConfig) -> FeatureExtractor:
     """A kaldifeat extractor: log mel filterbank (+ log energy) or MFCC, 25 ms windows every 10 ms."""
-    options = feature_options(options)
-    mel = KaldifeatMelOptions(num_bins=options["num_mel_bins"])
-    if options["type"] == "fbank":
-        return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=mel, use_energy=options["use_energy"]))
-    if options["type"] == "mfcc":
-        return KaldifeatMfcc(KaldifeatMfccConfig(mel_opts=mel, num_ceps=options["num_ceps"],
-                                                 use_energy=options["use_energy"]))
-    raise ValueError(f"unknown feature type {options['type']!r}: expected 'fbank' or 'mfcc'")
+    mel = KaldifeatMelOptions(num_bins=features.num_mel_bins)
+    if features.type == "fbank":
+        return KaldifeatFbank(KaldifeatFbankConfig(mel_opts=mel, use_energy=features.use_energy))
+    if features.type == "mfcc":
+        return KaldifeatMfcc(KaldifeatMfccConfig(mel_opts=mel, num_ceps=features.num_ceps,
+                                                 use_energy=features.use_energy))
+    raise ValueError(f"unknown feature type {features.type!r}: expected 'fbank' or 'mfcc'")
 
 
-def input_dim(options: Dict[str, Any]) -> int:
+def input_dim(features: FeatureConfig) -> int:
     """Dimension of the network's input: static features, times three with deltas."""
-    options = feature_options(options)
-    static = options["num_mel_bins"] + int(options["use_energy"]) if options["type"] == "fbank" else options["num_ceps"]
-    return static * (3 if options["deltas"] else 1)
+    static = features.num_mel_bins + int(features.use_energy) if features.type == "fbank" else features.num_ceps
+    return static * (3 if features.deltas else 1)
 
 
 def parse_shard(shard: str) -> Tuple[int, int]:
@@ -101,7 +93,7 @@ def one_thread_workers(num_jobs: int) -> Iterator[Optional[ProcessPoolExecutor]]
 
 
 def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
-                     options: Dict[str, Any], num_jobs: int = 1, shard: Tuple[int, int] = (1, 1)) -> CutSet:
+                     features: FeatureConfig, num_jobs: int = 1, shard: Tuple[int, int] = (1, 1)) -> CutSet:
     """Compute and store features for one split, or one shard ``(index, num_shards)`` of it; write its cut
     manifest atomically.
 
@@ -113,7 +105,7 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
         recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
     ).to_eager()
     cuts = select_shard(cuts, *shard)
-    extractor = make_extractor(options)
+    extractor = make_extractor(features)
     try:
         # the inner (storage) is renamed into place first, then the outer (manifest)
         with atomic_output(cuts_path) as tmp_cuts, atomic_output(storage_dir) as tmp_storage:
@@ -179,16 +171,16 @@ def add_deltas(features: torch.Tensor, window: int = DELTA_WINDOW) -> torch.Tens
     return torch.cat([features, first[window:-window], second], dim=1)
 
 
-def expand_features(features: torch.Tensor, options: Dict[str, Any]) -> torch.Tensor:
+def expand_features(static: torch.Tensor, features: FeatureConfig) -> torch.Tensor:
     """The network's input frames before normalisation: static features, plus deltas if configured."""
-    return add_deltas(features) if feature_options(options)["deltas"] else features
+    return add_deltas(static) if features.deltas else static
 
 
-def compute_global_stats(cuts: CutSet, options: Dict[str, Any], stats_path: Path) -> Dict[str, torch.Tensor]:
+def compute_global_stats(cuts: CutSet, features: FeatureConfig, stats_path: Path) -> Dict[str, torch.Tensor]:
     """Mean and standard deviation of the network's input over a (training) cut set, saved atomically."""
     total, total_sq, count = None, None, 0
     for cut in progress_bar(cuts, desc="global mean/variance", unit="cut"):
-        frames = expand_features(torch.from_numpy(cut.load_features()).double(), options)
+        frames = expand_features(torch.from_numpy(cut.load_features()).double(), features)
         total = frames.sum(0) if total is None else total + frames.sum(0)
         total_sq = (frames ** 2).sum(0) if total_sq is None else total_sq + (frames ** 2).sum(0)
         count += frames.shape[0]
@@ -222,15 +214,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     stats = sub.add_parser("stats", help="global mean/variance of the network input over a cut set")
     stats.add_argument("--cuts", type=Path, required=True)
     stats.add_argument("--output", type=Path, required=True)
-    for p in (compute, stats):
-        p.add_argument("--options", type=json.loads, default={},
-                       help="the config's features section as JSON, e.g. '{\"type\": \"mfcc\"}'")
+    for p in (compute, stats):  # the shards are --shard's
+        config.add_flags(p, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [features] %(message)s")
     if args.command == "compute":
         try:
-            compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir, args.options,
-                             args.num_jobs, args.shard)
+            compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir,
+                             config.from_flags(args, FeatureConfig), args.num_jobs, args.shard)
         except FeatureWriteError as e:
             raise SystemExit(f"error: {e}")
     elif args.command == "merge":
@@ -239,7 +230,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         except ValueError as e:
             raise SystemExit(f"error: {e}")
     else:
-        compute_global_stats(CutSet.from_file(args.cuts), args.options, args.output)
+        compute_global_stats(CutSet.from_file(args.cuts), config.from_flags(args, FeatureConfig), args.output)
 
 
 if __name__ == "__main__":

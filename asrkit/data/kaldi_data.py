@@ -23,6 +23,7 @@ from lhotse.kaldi import export_to_kaldi, get_duration, load_kaldi_data_dir, sav
 from lhotse.utils import fastcopy
 
 from asrkit.data.corpus import raise_problems
+from asrkit.data.manifests import MANIFEST_KINDS, manifest_path
 from asrkit.io import PathLike, atomic_output
 from asrkit.data.phones import fold
 
@@ -191,8 +192,8 @@ def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: Pa
     except AssertionError as e:  # lhotse's own checks, after ours: should not happen, but say where if it does
         raise KaldiDataError(f"{data_dir}: {e}") from None
     paths = []
-    for kind, manifest in (("recordings", recordings), ("supervisions", supervisions)):
-        path = Path(output_dir) / f"{prefix}_{kind}_{split}.jsonl.gz"
+    for kind, manifest in zip(MANIFEST_KINDS, (recordings, supervisions)):
+        path = manifest_path(output_dir, prefix, kind, split)
         with atomic_output(path) as tmp:
             manifest.to_file(tmp)
         paths.append(path)

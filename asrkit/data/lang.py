@@ -7,13 +7,14 @@ the training transcripts (model type and vocabulary size from the config's ``uni
 """
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 from lhotse import SupervisionSet
 
+from asrkit import config
+from asrkit.config import UnitsConfig
 from asrkit.io import atomic_output
 from asrkit.data.phones import folding_map, phone_set
 from asrkit.data.units import SENTENCEPIECE_MODEL, SentencePieceUnits, train_sentencepiece
@@ -67,38 +68,37 @@ def prepare_phones(lang_dir: Path, num_phones: int) -> None:
     logging.info(f"{num_phones} phones + blank -> {lang_dir}/tokens.txt; folding tables -> {lang_dir}")
 
 
-def prepare_sentencepiece(lang_dir: Path, options: Dict, train_supervisions: Path) -> None:
+def prepare_sentencepiece(lang_dir: Path, units: UnitsConfig, train_supervisions: Path) -> None:
     """Train sentencepiece on the training transcripts; write ``bpe.model`` and its pieces as ``tokens.txt``."""
     texts = [s.text for s in SupervisionSet.from_file(train_supervisions)]
-    model = train_sentencepiece(texts, options["model_type"], options["vocab_size"], BLANK)
+    model = train_sentencepiece(texts, units.model_type, units.vocab_size, BLANK)
     with atomic_output(lang_dir / SENTENCEPIECE_MODEL) as tmp:
         tmp.write_bytes(model)
     processor = SentencePieceUnits(model).processor
     TokenTable([processor.id_to_piece(i) for i in range(processor.get_piece_size())]).save(lang_dir / "tokens.txt")
-    logging.info(f"{processor.get_piece_size()} tokens (blank, unk and {options['model_type']} pieces; "
-                 f"{options['vocab_size']} asked for) from {train_supervisions} -> {lang_dir}/{SENTENCEPIECE_MODEL}, "
+    logging.info(f"{processor.get_piece_size()} tokens (blank, unk and {units.model_type} pieces; "
+                 f"{units.vocab_size} asked for) from {train_supervisions} -> {lang_dir}/{SENTENCEPIECE_MODEL}, "
                  f"{lang_dir}/tokens.txt")
 
 
-def prepare_lang(lang_dir: Path, options: Dict, train_supervisions: Optional[Path] = None) -> None:
+def prepare_lang(lang_dir: Path, units: UnitsConfig, train_supervisions: Optional[Path] = None) -> None:
     """Stage 3 for the config's ``units`` section; sentencepiece is trained on ``train_supervisions``."""
-    if options["type"] == "phones":
-        prepare_phones(lang_dir, options["phone_set"])
+    if units.type == "phones":
+        prepare_phones(lang_dir, units.phone_set)
     elif train_supervisions is None:
         raise ValueError("sentencepiece units are trained on the training supervisions: pass them")
     else:
-        prepare_sentencepiece(lang_dir, options, train_supervisions)
+        prepare_sentencepiece(lang_dir, units, train_supervisions)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lang-dir", type=Path, required=True)
-    parser.add_argument("--units", type=json.loads, default={"type": "phones", "phone_set": 60},
-                        help='JSON of the config\'s units section (default {"type": "phones", "phone_set": 60})')
+    config.add_flags(parser, UnitsConfig)
     parser.add_argument("--train-supervisions", type=Path, help="training transcripts (sentencepiece units)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [lang] %(message)s")
-    prepare_lang(args.lang_dir, args.units, args.train_supervisions)
+    prepare_lang(args.lang_dir, config.from_flags(args, UnitsConfig), args.train_supervisions)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple
 import sentencepiece
 from lhotse import SupervisionSegment
 
+from asrkit.config import UnitsConfig
 from asrkit.data.phones import fold, phone_set
 
 #: the phones scoring folds to (Lee & Hon 1989)
@@ -133,10 +134,10 @@ def units_from_state(state: Dict[str, Any]) -> Units:
     raise ValueError(f"unknown units type {state['type']!r}: expected phones or sentencepiece")
 
 
-def load_units(options: Dict[str, Any], lang_dir: Path) -> Units:
+def load_units(units: UnitsConfig, lang_dir: Path) -> Units:
     """The units of the config's ``units`` section, with what stage 3 wrote to ``lang_dir``."""
-    if options["type"] == "phones":
-        return PhoneUnits(options["phone_set"])
+    if units.type == "phones":
+        return PhoneUnits(units.phone_set)
     model = Path(lang_dir) / SENTENCEPIECE_MODEL
     if not model.is_file():
         raise ValueError(f"{model}: no sentencepiece model (stage 3 writes it)")

@@ -18,7 +18,9 @@ from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
 from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
-from asrkit.training.checkpoint import Model, load_checkpoint, load_model
+from asrkit import config
+from asrkit.config import DecodingConfig
+from asrkit.training.checkpoint import Model, is_end_of_epoch, load_checkpoint, load_model, training_checkpoints
 from asrkit.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
@@ -28,6 +30,17 @@ from asrkit.model.ctc import CtcModel
 
 #: decoding methods by model type
 METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
+#: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
+DEFAULT_METHOD, DEFAULT_BEAM = "greedy", 10
+
+
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    """``--method`` and ``--beam``: the search of a decoding (here and in ``asrkit transcribe``)."""
+    parser.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default=DEFAULT_METHOD,
+                        help=f"CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam "
+                             f"(default: {DEFAULT_METHOD})")
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                        help=f"beam width of the beam searches (default: {DEFAULT_BEAM}; paper: 100)")
 
 
 def search(model: Model, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
@@ -49,19 +62,20 @@ def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
     """The last ``avg`` end-of-epoch checkpoints beside ``model_path``; none for avg 1 (the best model)."""
     if avg <= 1:
         return []
-    ends = sorted((p for p in (model_path.parent / "checkpoints").glob("epoch-*.pt") if p.stem.count("-") == 1),
-                  key=lambda p: int(p.stem.split("-")[1]))
+    ends = [p for p in training_checkpoints(model_path.parent / "checkpoints") if is_end_of_epoch(p)]
     if len(ends) < avg:
-        raise ValueError(f"--avg {avg}: only {len(ends)} epoch checkpoints in {model_path.parent / 'checkpoints'} "
+        raise ValueError(f"decoding.avg {avg}: only {len(ends)} epoch checkpoints in "
+                         f"{model_path.parent / 'checkpoints'} "
                          f"(raise training.keep_last_checkpoints)")
     return ends[-avg:]
 
 
-def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int = 1, max_duration: float = 200.0,
+def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int, max_duration: float = 200.0,
            device: str = "auto") -> Dict[str, List[str]]:
-    """Token symbol sequences by cut id. device: auto, cpu or cuda (see asrkit.device)."""
+    """Token symbol sequences by cut id. avg: the config's ``decoding.avg``; device: auto, cpu or cuda (see
+    asrkit.device)."""
     checkpoint = load_checkpoint(model_path)
-    model_type = checkpoint["model_options"].get("type", "ctc")
+    model_type = checkpoint["model_options"]["type"]
     if method not in METHODS[model_type]:
         raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
     torch_device = resolve_device(device)
@@ -96,11 +110,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuts", type=Path, required=True, help="cut manifest with features")
     parser.add_argument("--model", type=Path, required=True, help="model.pt from the training stage")
-    parser.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
-                        help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
-    parser.add_argument("--beam", type=int, default=10, help="beam width (paper: 100)")
-    parser.add_argument("--avg", type=int, default=1,
-                        help="average the last N epoch checkpoints; 1 uses model.pt, the best by dev error rate")
+    add_search_flags(parser)
+    config.add_flags(parser, DecodingConfig, keys=("avg",))
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
@@ -112,11 +123,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"error: {args.cuts}: no utterances to decode")
     torch.set_num_threads(1)  # decoding jobs run side by side, one per core
     started = time.time()
-    hyps = decode(cuts, args.model, args.method, args.beam, args.avg, device=args.device)
+    avg = getattr(args, "decoding.avg")
+    hyps = decode(cuts, args.model, args.method, args.beam, avg, device=args.device)
     seconds = time.time() - started
     audio_seconds = sum(c.duration for c in cuts)
     write_hyps(hyps, args.output)
-    timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "avg": args.avg,
+    timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "avg": avg,
               "seconds": seconds,
               "audio_seconds": audio_seconds, "rtf": seconds / audio_seconds}
     with atomic_output(args.output.with_suffix(".json")) as tmp:

@@ -158,8 +158,8 @@ def draw_sensitivity(result: Sensitivity, transcriber: Transcriber, static: torc
     axes = {row: first if i == 0 else figure.add_subplot(grid[i, 0], sharex=first) for i, row in enumerate(rows)}
     num_frames, dim = static.shape
     extent = (0.0, num_frames * FRAME_SHIFT, -0.5, dim - 0.5)
-    options = transcriber.feature_options
-    feature_label = f"{options['type']} dim" + (" (0: log energy)" if options["use_energy"] else "")
+    features = transcriber.features
+    feature_label = f"{features.type} dim" + (" (0: log energy)" if features.use_energy else "")
 
     image = axes["features"].imshow(static.detach().numpy().T, origin="lower", aspect="auto", extent=extent,
                                     cmap="viridis", interpolation="nearest")

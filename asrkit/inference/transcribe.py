@@ -12,20 +12,22 @@ have no single path of their own (for modified beam search, among the alignments
 frame at most). A word of sentencepiece pieces takes the time of its first piece.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile
 import torch
 from lhotse.augmentation.resample import Resample
 
-from asrkit.training.checkpoint import Model, load_checkpoint, load_model, model_options
-from asrkit.decoding.decode import METHODS, search
+from asrkit.config import FeatureConfig
+from asrkit.training.checkpoint import Model, load_checkpoint, load_model
+from asrkit.decoding.decode import DEFAULT_BEAM, DEFAULT_METHOD, METHODS, search
 from asrkit.device import resolve_device
-from asrkit.data.features import expand_features, feature_options, input_dim, make_extractor
+from asrkit.data.features import expand_features, input_dim, make_extractor
 from asrkit.data.lang import TokenTable
 from asrkit.model.ctc import CtcModel
 from asrkit.data.units import units_from_state
@@ -255,14 +257,14 @@ class Transcriber:
     modified_beam); beam is unused by greedy search. device: auto, cpu or cuda (see asrkit.device).
     """
 
-    def __init__(self, model: PathLike, method: str = "greedy", beam: int = 10, device: str = "auto"):
+    def __init__(self, model: PathLike, method: str = DEFAULT_METHOD, beam: int = DEFAULT_BEAM, device: str = "auto"):
         self.model_path = resolve_model_path(model)
         checkpoint = load_checkpoint(self.model_path)
         missing = [key for key in CHECKPOINT_KEYS if key not in checkpoint]
         if missing:
             raise ValueError(f"{self.model_path}: not an acoustic model of the training stage (it lacks "
                              f"{', '.join(missing)})")
-        self.model_type = model_options(checkpoint["model_options"])["type"]
+        self.model_type = checkpoint["model_options"]["type"]
         if method not in METHODS[self.model_type]:
             raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with "
                              f"{', '.join(METHODS[self.model_type])}, not {method!r}")
@@ -272,16 +274,21 @@ class Transcriber:
         self.model = load_model(self.model_path).to(self.device)
         self.tokens = TokenTable(checkpoint["tokens"])
         self.units = units_from_state(checkpoint["units"])
-        self.feature_options = feature_options(checkpoint["feature_options"])
-        self.extractor = make_extractor(self.feature_options)
+        self.features = FeatureConfig.from_dict(checkpoint["feature_options"])
+        self.extractor = make_extractor(self.features)
         self.mean, self.std = checkpoint["stats"]["mean"].to(self.device), checkpoint["stats"]["std"].to(self.device)
         #: seconds per encoder frame
         self.frame_shift = FRAME_SHIFT * self.model.encoder.stack_frames
 
     @property
+    def feature_options(self) -> Dict[str, Any]:
+        """The feature settings as plain data (what an exported model's metadata holds)."""
+        return dataclasses.asdict(self.features)
+
+    @property
     def static_dim(self) -> int:
         """Dimension of the stored (static) features: the network input without deltas."""
-        return input_dim({**self.feature_options, "deltas": False})
+        return input_dim(dataclasses.replace(self.features, deltas=False))
 
     def load_audio(self, audio: AudioInput, index: int = 0) -> Tuple[torch.Tensor, str]:
         """A file name or a (samples, rate) pair -> (S,) samples at 16 kHz and a name for messages."""
@@ -305,7 +312,7 @@ class Transcriber:
 
         Differentiable, so that the input sensitivity can be taken with respect to the static features.
         """
-        return (expand_features(static.to(self.device), self.feature_options) - self.mean) / self.std
+        return (expand_features(static.to(self.device), self.features) - self.mean) / self.std
 
     def transcribe(self, inputs: Sequence[AudioInput]) -> List[Transcript]:
         """Transcripts of files and in-memory (samples, rate) waveforms, in the order given."""

@@ -32,10 +32,10 @@ class Transducer(nn.Module):
         self.simple_am_proj = nn.Linear(encoder.output_dim, vocab_size)
         self.simple_lm_proj = nn.Linear(decoder.output_dim, vocab_size)
 
-    def forward(self, x: torch.Tensor, x_lens: torch.Tensor, y_padded: torch.Tensor, y_lens: torch.Tensor,
-                prune_range: int = 5, am_scale: float = 0.0, lm_scale: float = 0.25, loss: str = "pruned"
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Both losses, each summed over the batch: (simple_loss, transducer_loss).
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor, y_padded: torch.Tensor, y_lens: torch.Tensor, *,
+                prune_range: int, am_scale: float, lm_scale: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Both losses, each summed over the batch: (simple_loss, transducer_loss). The loss settings are the
+        config's ``transducer`` section's (:class:`asrkit.config.TransducerConfig`, where their defaults are).
 
         x: (N, T, C) features, x_lens: (N,); y_padded: (N, U) labels 1..V-1 (padding value irrelevant),
         y_lens: (N,), every one at least 1 (the loss backend requires a label per utterance).

@@ -1,10 +1,19 @@
-"""Checkpoints: written atomically, loaded safely (``weights_only=True``), and rebuilt into models."""
+"""Checkpoints: written atomically, loaded safely (``weights_only=True``), named by the training position, and
+rebuilt into models.
 
+Training writes ``checkpoints/epoch-E.pt`` at the end of epoch E and ``checkpoints/epoch-E-batch-B.pt`` after
+B batches (optimiser steps) of it; :func:`checkpoint_name` and :func:`checkpoint_position` are the one place
+that format is written and read.
+"""
+
+import re
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
+from asrkit.config import ModelConfig, TransducerConfig
 from asrkit.io import atomic_output
 from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
@@ -12,36 +21,71 @@ from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.joiner import Joiner
 from asrkit.model.transducer import Transducer
 
-#: defaults of the model options (the config's ``model`` section, plus ``type`` and for transducers the
-#: prediction network and joiner sizes from its ``transducer`` section; see asrkit/workflow/schemas/config.schema.yaml)
-DEFAULT_MODEL_OPTIONS = {"type": "ctc", "stack_frames": 1, "dropout": 0.0, "peephole": False,
-                         "decoder_embedding_dim": 250, "decoder_hidden_size": 250, "decoder_num_layers": 1,
-                         "joiner_dim": 250}
 MODEL_TYPES = ("ctc", "transducer")
 Model = Union[CtcModel, Transducer]
+#: the transducer section's keys that size the network (the rest are the loss's)
+TRANSDUCER_SIZES = (*TransducerConfig.DECODER_KEYS, "joiner_dim")
+CHECKPOINT_NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?\.pt")
 
 
-def model_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    return {**DEFAULT_MODEL_OPTIONS, **options}
+def checkpoint_name(epoch: int, batches_done: Optional[int] = None) -> str:
+    """``epoch-E.pt`` at the end of epoch E, ``epoch-E-batch-B.pt`` after its first B batches."""
+    return f"epoch-{epoch}.pt" if batches_done is None else f"epoch-{epoch}-batch-{batches_done}.pt"
 
 
-def build_decoder(options: Dict[str, Any], vocab_size: int) -> Decoder:
+def checkpoint_position(path: Path) -> Tuple[int, Optional[int]]:
+    """(epoch, batches done, or None at the end of the epoch) of a checkpoint named by :func:`checkpoint_name`."""
+    match = CHECKPOINT_NAME.fullmatch(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path}: not a training checkpoint name (epoch-E.pt or epoch-E-batch-B.pt)")
+    return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
+
+
+def training_checkpoints(checkpoint_dir: Path) -> List[Path]:
+    """The checkpoints of a training, oldest first (an epoch's mid-epoch ones before its end)."""
+    def order(path: Path) -> Tuple[int, float]:
+        epoch, batches_done = checkpoint_position(path)
+        return epoch, float("inf") if batches_done is None else batches_done
+    return sorted((p for p in Path(checkpoint_dir).glob("epoch-*.pt") if CHECKPOINT_NAME.fullmatch(p.name)),
+                  key=order)
+
+
+def is_end_of_epoch(path: Path) -> bool:
+    return checkpoint_position(path)[1] is None
+
+
+def model_options(model_type: str, model: ModelConfig, transducer: TransducerConfig) -> Dict[str, Any]:
+    """What a checkpoint stores to rebuild its network, as plain data: the model section, the type and, for a
+    transducer, the sizes of its prediction network and joiner."""
+    options = {**asdict(model), "type": model_type}
+    if model_type == "transducer":
+        options.update({key: getattr(transducer, key) for key in TRANSDUCER_SIZES})
+    return options
+
+
+def _section_of(options: Dict[str, Any], section):
+    """The keys of ``section`` among stored model options, the others at the schema's defaults."""
+    return section.from_dict({f.name: options[f.name] for f in fields(section) if f.name in options})
+
+
+def build_decoder(transducer: TransducerConfig, vocab_size: int) -> Decoder:
     """The transducer's prediction network (also trained alone as a phone LM for PRETRANS)."""
-    options = model_options(options)
-    return Decoder(vocab_size, options["decoder_embedding_dim"], options["decoder_hidden_size"],
-                   options["decoder_num_layers"])
+    return Decoder(vocab_size, transducer.decoder_embedding_dim, transducer.decoder_hidden_size,
+                   transducer.decoder_num_layers)
 
 
 def build_model(options: Dict[str, Any], input_dim: int, vocab_size: int) -> Model:
-    """A CTC model or a transducer on the deep bidirectional LSTM encoder, from the model options."""
-    options = model_options(options)
-    encoder = BiLstmEncoder(input_dim, options["hidden_size"], options["num_layers"], options["stack_frames"],
-                            options["dropout"], peephole=options["peephole"])
+    """A CTC model or a transducer on the deep bidirectional LSTM encoder, from model options
+    (:func:`model_options`)."""
+    model = _section_of(options, ModelConfig)
+    encoder = BiLstmEncoder(input_dim, model.hidden_size, model.num_layers, model.stack_frames, model.dropout,
+                            peephole=model.peephole)
     if options["type"] == "ctc":
         return CtcModel(encoder, vocab_size)
     if options["type"] == "transducer":
-        decoder = build_decoder(options, vocab_size)
-        joiner = Joiner(encoder.output_dim, decoder.output_dim, options["joiner_dim"], vocab_size)
+        transducer = _section_of(options, TransducerConfig)
+        decoder = build_decoder(transducer, vocab_size)
+        joiner = Joiner(encoder.output_dim, decoder.output_dim, transducer.joiner_dim, vocab_size)
         return Transducer(encoder, decoder, joiner, vocab_size)
     raise ValueError(f"unknown model type {options['type']!r}: expected one of {MODEL_TYPES}")
 

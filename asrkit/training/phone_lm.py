@@ -13,13 +13,17 @@ import json
 import logging
 import math
 import random
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import torch
 from lhotse import CutSet
 from torch.nn.utils.rnn import pad_sequence
 
+from asrkit import config
+from asrkit.config import PhoneLmConfig, TransducerConfig, UnitsConfig
+from asrkit.data.dataset import token_ids
 from asrkit.training.checkpoint import build_decoder, save_checkpoint
 from asrkit.io import atomic_output
 from asrkit.data.lang import TokenTable
@@ -27,15 +31,10 @@ from asrkit.model.decoder import Decoder
 from asrkit.progress import progress_bar
 from asrkit.data.units import Units, load_units
 
-#: the defaults of the config's ``phone_lm`` section
-DEFAULT_PHONE_LM_OPTIONS = {"num_epochs": 10, "batch_size": 32, "lr": 0.001}
-
 
 def token_sequences(cuts_path: Path, tokens: TokenTable, units: Units) -> List[torch.Tensor]:
     """Token ids of every utterance, in manifest order."""
-    return [torch.tensor(tokens.encode([t for s in cut.supervisions for t in units.token_symbols(s)],
-                                       context=cut.id))
-            for cut in CutSet.from_file(cuts_path)]
+    return [torch.tensor(token_ids(cut, tokens, units)) for cut in CutSet.from_file(cuts_path)]
 
 
 def batches(sequences: List[torch.Tensor], batch_size: int, shuffle_seed: Optional[int]):
@@ -58,34 +57,35 @@ def perplexity(decoder: Decoder, sequences: List[torch.Tensor], batch_size: int)
     return math.exp(nll / count)
 
 
-def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir: Path, options: Dict[str, Any]
-                   ) -> None:
-    lm = {**DEFAULT_PHONE_LM_OPTIONS, **options["phone_lm"]}
+def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir: Path, seed: int,
+                   units_config: UnitsConfig, transducer: TransducerConfig, lm: PhoneLmConfig) -> None:
+    """Train the prediction network of ``transducer``'s sizes as a token LM; write model.pt and history.json."""
     tokens = TokenTable.load(tokens_path)
-    units = load_units(options["units"], tokens_path.parent)
+    units = load_units(units_config, tokens_path.parent)
     train_set = token_sequences(train_cuts, tokens, units)
     dev_set = token_sequences(dev_cuts, tokens, units)
-    torch.manual_seed(options["seed"])
-    decoder = build_decoder(options["model"], len(tokens))
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=lm["lr"])
+    torch.manual_seed(seed)
+    decoder = build_decoder(transducer, len(tokens))
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=lm.lr)
     logging.info(f"token LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} tokens); "
-                 f"dev perplexity before training {perplexity(decoder, dev_set, lm['batch_size']):.1f}")
+                 f"dev perplexity before training {perplexity(decoder, dev_set, lm.batch_size):.1f}")
     history, best = [], None
-    for epoch in range(1, lm["num_epochs"] + 1):
-        for y, y_lens in progress_bar(batches(train_set, lm["batch_size"], options["seed"] + epoch),
+    for epoch in range(1, lm.num_epochs + 1):
+        for y, y_lens in progress_bar(batches(train_set, lm.batch_size, seed + epoch),
                                       desc=f"token LM epoch {epoch}", unit="batch", leave=False):
             nll, count = decoder.lm_loss(y, y_lens)
             optimizer.zero_grad()
             (nll / count).backward()
             optimizer.step()
-        record = {"epoch": epoch, "dev_perplexity": perplexity(decoder, dev_set, lm["batch_size"]),
-                  "train_perplexity": perplexity(decoder, train_set, lm["batch_size"])}
+        record = {"epoch": epoch, "dev_perplexity": perplexity(decoder, dev_set, lm.batch_size),
+                  "train_perplexity": perplexity(decoder, train_set, lm.batch_size)}
         history.append(record)
         logging.info(f"epoch {epoch}: train perplexity {record['train_perplexity']:.2f}, "
                      f"dev perplexity {record['dev_perplexity']:.2f}")
         if best is None or record["dev_perplexity"] < best["dev_perplexity"]:
             best = record
-            save_checkpoint(exp_dir / "model.pt", {"model": decoder.state_dict(), "model_options": options["model"],
+            sizes = {key: value for key, value in asdict(transducer).items() if key in TransducerConfig.DECODER_KEYS}
+            save_checkpoint(exp_dir / "model.pt", {"model": decoder.state_dict(), "model_options": sizes,
                                                    "vocab_size": len(tokens), **record})
     with atomic_output(exp_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=1))
@@ -99,12 +99,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--dev-cuts", type=Path, required=True)
     parser.add_argument("--tokens", type=Path, required=True)
     parser.add_argument("--exp-dir", type=Path, required=True)
-    parser.add_argument("--options", type=json.loads, required=True,
-                        help="JSON with the config's seed, units, model (transducer sizes) and phone_lm sections")
+    config.add_top_level_flag(parser, "seed")
+    config.add_flags(parser, UnitsConfig)
+    config.add_flags(parser, TransducerConfig, keys=TransducerConfig.DECODER_KEYS)
+    config.add_flags(parser, PhoneLmConfig)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [phone_lm] %(message)s")
     args.exp_dir.mkdir(parents=True, exist_ok=True)
-    train_phone_lm(args.train_cuts, args.dev_cuts, args.tokens, args.exp_dir, args.options)
+    train_phone_lm(args.train_cuts, args.dev_cuts, args.tokens, args.exp_dir, args.seed,
+                   config.from_flags(args, UnitsConfig), config.from_flags(args, TransducerConfig),
+                   config.from_flags(args, PhoneLmConfig))
 
 
 if __name__ == "__main__":

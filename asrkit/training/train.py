@@ -22,15 +22,15 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import sys
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 from lhotse import CutSet
@@ -38,7 +38,11 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from asrkit.training.checkpoint import Model, build_model, load_checkpoint, load_weights, save_checkpoint
+from asrkit import config
+from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig
+from asrkit.training.checkpoint import (MODEL_TYPES, Model, build_model, checkpoint_name, is_end_of_epoch,
+                                        load_checkpoint, load_weights, model_options, save_checkpoint,
+                                        training_checkpoints)
 from asrkit.decoding.decode import search
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
@@ -51,26 +55,41 @@ from asrkit.model.ctc import CtcModel
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.data.units import Units, load_units
 
-#: the defaults of the config's ``training`` section (see asrkit/workflow/schemas/config.schema.yaml)
-DEFAULT_TRAINING_OPTIONS = {
-    "optimizer": "adam", "lr": 0.001, "momentum": 0.9, "lr_decay": 1.0, "grad_clip": 5.0, "weight_noise_std": 0.0,
-    "weight_noise_start_epoch": 1, "keep_last_checkpoints": 3, "checkpoint_every_batches": 100, "num_workers": 1,
-    "num_processes": 1, "accumulate_batches": 1, "amp": False,
-}
-#: the defaults of the config's ``transducer`` section: the loss (icefall's pruned_transducer_stateless values)
-DEFAULT_TRANSDUCER_OPTIONS = {"loss": "pruned", "prune_range": 5, "lm_scale": 0.25, "am_scale": 0.0,
-                              "simple_loss_scale": 0.5, "warmup_batches": 500}
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What a training stage trains: the config sections it reads, the model type and the pretrained parts."""
+
+    seed: int
+    units: UnitsConfig
+    features: FeatureConfig
+    #: ctc or transducer (:data:`asrkit.training.checkpoint.MODEL_TYPES`)
+    model_type: str
+    model: ModelConfig
+    #: the prediction network, joiner and loss of a transducer (unread by CTC)
+    transducer: TransducerConfig
+    training: TrainingConfig
+    #: parts started from other models: part (encoder, decoder) -> model.pt
+    init: Dict[str, Path] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        """A short fingerprint of everything that shapes the trained model: what it was trained with, save
+        the training's run-only settings (and a CTC model's transducer section), and the pretrained parts'
+        files."""
+        shaping = {"seed": self.seed, "units": asdict(self.units), "features": asdict(self.features),
+                   "model": model_options(self.model_type, self.model, self.transducer),
+                   "training": {k: v for k, v in asdict(self.training).items()
+                                if k not in TrainingConfig.RUN_ONLY_KEYS},
+                   "init": {part: file_digest(path) for part, path in self.init.items()}}
+        if self.model_type == "transducer":
+            shaping["transducer"] = asdict(self.transducer)
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def options_digest(options: Dict[str, Any]) -> str:
-    """A short fingerprint of everything that shapes the trained model."""
-    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def make_optimizer(model: torch.nn.Module, training: Dict[str, Any]) -> torch.optim.Optimizer:
-    if training["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=training["lr"], momentum=training["momentum"])
-    return torch.optim.Adam(model.parameters(), lr=training["lr"])
+def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+    if training.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
+    return torch.optim.Adam(model.parameters(), lr=training.lr)
 
 
 class InterleavedShards:
@@ -116,7 +135,7 @@ def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: in
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-def batch_loss(model: Model, batch: Dict, transducer: Dict[str, Any], batch_index: int) -> torch.Tensor:
+def batch_loss(model: Model, batch: Dict, transducer: TransducerConfig, batch_index: int) -> torch.Tensor:
     """The training loss of a batch, summed over its utterances.
 
     Transducer (icefall's recipe): ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the
@@ -126,21 +145,21 @@ def batch_loss(model: Model, batch: Dict, transducer: Dict[str, Any], batch_inde
     x, x_lens, y, y_lens = batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"]
     if isinstance(model, CtcModel):
         return model.loss(x, x_lens, y, y_lens)
-    t = {**DEFAULT_TRANSDUCER_OPTIONS, **transducer}
-    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t["prune_range"], am_scale=t["am_scale"],
-                                    lm_scale=t["lm_scale"], loss=t["loss"])
-    if t["loss"] == "full":
+    t = transducer
+    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t.prune_range, am_scale=t.am_scale,
+                                    lm_scale=t.lm_scale, loss=t.loss)
+    if t.loss == "full":
         return transducer_loss
-    warmup = t["warmup_batches"]
+    warmup = t.warmup_batches
     pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
-    return t["simple_loss_scale"] * simple + pruned_scale * transducer_loss
+    return t.simple_loss_scale * simple + pruned_scale * transducer_loss
 
 
 class TrainingLoss(torch.nn.Module):
     """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
     synchronises the gradients of what its module's ``forward`` computes."""
 
-    def __init__(self, model: Model, transducer: Dict[str, Any]):
+    def __init__(self, model: Model, transducer: TransducerConfig):
         super().__init__()
         self.model, self.transducer = model, transducer
 
@@ -148,7 +167,7 @@ class TrainingLoss(torch.nn.Module):
         return batch_loss(self.model, batch, self.transducer, batch_index)
 
 
-def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: Dict[str, Any],
+def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
              device: torch.device) -> Dict[str, Any]:
     """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
     metric: PER on 39 folded phones, or WER on the words the pieces make."""
@@ -167,7 +186,7 @@ def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer:
             "dev_error_rate": score_utterances(refs, hyps).totals.rate}
 
 
-def initialise(model: Model, init: Dict[str, str]) -> None:
+def initialise(model: Model, init: Dict[str, Path]) -> None:
     """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
     if "encoder" in init:
         weights = load_checkpoint(Path(init["encoder"]))["model"]
@@ -179,7 +198,7 @@ def initialise(model: Model, init: Dict[str, str]) -> None:
         logging.info(f"prediction network initialised from {init['decoder']}")
 
 
-def file_digest(path: str) -> str:
+def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
@@ -237,12 +256,6 @@ class SkipBatches:
         return itertools.islice(iter(self.sampler), self.count, None)
 
 
-def checkpoint_order(path: Path) -> Tuple[int, int]:
-    """Sort key of ``epoch-E.pt`` (end of epoch E) and ``epoch-E-batch-B.pt`` (inside epoch E)."""
-    parts = path.stem.split("-")
-    return int(parts[1]), int(parts[3]) if len(parts) == 4 else math.inf
-
-
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
     """The newest checkpoint made with these options; checkpoints of other options are moved aside.
 
@@ -250,7 +263,7 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
     """
     for leftover in checkpoint_dir.glob(".*.partial*"):
         leftover.unlink()
-    checkpoints = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
+    checkpoints = training_checkpoints(checkpoint_dir)
     if not checkpoints:
         return None
     if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
@@ -263,66 +276,63 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
 
 def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
     """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""
-    epochs = sorted(checkpoint_dir.glob("epoch-*.pt"), key=checkpoint_order)
-    ends = [p for p in epochs if len(p.stem.split("-")) == 2]
-    inside = [p for p in epochs if len(p.stem.split("-")) == 4]
+    epochs = training_checkpoints(checkpoint_dir)
+    ends = [p for p in epochs if is_end_of_epoch(p)]
+    inside = [p for p in epochs if not is_end_of_epoch(p)]
     newest = epochs[-1]
     for old in ends[:-keep] + [p for p in inside if p != newest]:
         old.unlink()
 
 
-def check_processes(training: Dict[str, Any], group: ProcessGroup, device: torch.device) -> None:
+def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch.device) -> None:
     """The processes running are those the options ask for, and mixed precision has a GPU."""
-    if training["num_processes"] != group.world_size:
-        raise ValueError(f"training.num_processes is {training['num_processes']} but {group.world_size} process(es) "
-                         f"run: launch with torchrun --standalone --nproc_per_node {training['num_processes']} "
+    if training.num_processes != group.world_size:
+        raise ValueError(f"training.num_processes is {training.num_processes} but {group.world_size} process(es) "
+                         f"run: launch with torchrun --standalone --nproc_per_node {training.num_processes} "
                          f"-m asrkit.training.train ... (the recipe does)")
-    if training["amp"] and device.type != "cuda":
+    if training.amp and device.type != "cuda":
         raise ValueError(f"training.amp: mixed precision needs a CUDA GPU, and this run's device is {device.type} "
                          f"(set training.amp: false)")
 
 
 def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
-          options: Dict[str, Any], run_options: Optional[Dict[str, Any]] = None, device: str = "auto") -> None:
-    """Train to ``options['training']['num_epochs']``, resuming where an earlier run stopped (mid-epoch too).
+          setup: TrainingSetup, device: str = "auto") -> None:
+    """Train to ``setup.training.num_epochs``, resuming where an earlier run stopped (mid-epoch too).
 
     In every process of a torchrun launch (``training.num_processes`` of them), or alone.
     """
-    # run_options (loader workers, checkpoint frequency and count) do not change the model: they are not
-    # part of the checkpoints' fingerprint below
-    training = {**DEFAULT_TRAINING_OPTIONS, **options["training"], **(run_options or {})}
-    seed = options["seed"]
-    init = options.get("init", {})
-    # Checkpoints are resumable only under the same options and the same pretrained parts. The number of
-    # processes is among the options: with it change the float summation order and the ranks' dropout masks.
-    digest = options_digest({**options, "init": {part: file_digest(path) for part, path in init.items()}})
+    training, seed = setup.training, setup.seed
+    # Checkpoints are resumable only under the same settings and the same pretrained parts. The number of
+    # processes is among them: with it change the float summation order and the ranks' dropout masks.
+    digest = setup.digest()
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)  # nccl uses the current device
     group = start_process_group(torch_device)
     check_processes(training, group, torch_device)
     tokens = TokenTable.load(tokens_path)
-    units = load_units(options["units"], tokens_path.parent)
+    units = load_units(setup.units, tokens_path.parent)
     stats = load_stats(stats_path)
-    dataset = RecognitionDataset(tokens, units, options["features"], stats)
+    dataset = RecognitionDataset(tokens, units, setup.features, stats)
     train_set, dev_set = CutSet.from_file(train_cuts).to_eager(), CutSet.from_file(dev_cuts).to_eager()
 
     torch.manual_seed(seed)
-    dim = input_dim(options["features"])
-    model = build_model(options["model"], dim, len(tokens))
-    initialise(model, init)
+    dim = input_dim(setup.features)
+    stored_model_options = model_options(setup.model_type, setup.model, setup.transducer)
+    model = build_model(stored_model_options, dim, len(tokens))
+    initialise(model, setup.init)
     model.to(torch_device)
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)
     noise_rng = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, training)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training["lr_decay"])  # once per epoch
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)  # once per epoch
     # float16 autocast and loss scaling on CUDA; disabled, both do nothing
-    scaler = torch.amp.GradScaler("cuda", enabled=training["amp"])
+    scaler = torch.amp.GradScaler("cuda", enabled=training.amp)
     checkpoint_dir = exp_dir / "checkpoints"
     # Everything needed to use the model without the recipe: decoding and transcription read only this.
-    model_info = {"model_options": options["model"], "input_dim": dim, "vocab_size": len(tokens),
-                  "tokens": tokens.symbols, "units": units.state(), "feature_options": options["features"],
+    model_info = {"model_options": stored_model_options, "input_dim": dim, "vocab_size": len(tokens),
+                  "tokens": tokens.symbols, "units": units.state(), "feature_options": asdict(setup.features),
                   "stats": stats, "options_digest": digest}
     history: List[Dict[str, float]] = []
     # batches_done and global_batches count optimiser steps, each on num_processes x accumulate_batches batches
@@ -343,11 +353,11 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
             epoch, batches_done, totals = epoch + 1, 0, [0.0, 0, 0.0]
         logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
     num_params = sum(p.numel() for p in model.parameters())
-    accumulate = training["accumulate_batches"]
-    logging.info(f"model: {options['model']}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
+    accumulate = training.accumulate_batches
+    logging.info(f"model: {stored_model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
                  f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
                  f"{group.world_size} process(es) x {accumulate} batch(es) per step")
-    net = TrainingLoss(model, options.get("transducer", {}))
+    net = TrainingLoss(model, setup.transducer)
     if group.world_size > 1:  # averages the gradients of the processes in backward()
         net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
 
@@ -360,35 +370,35 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 "totals": totals, "global_batches": global_batches, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng_states": rng_states,
                 "noise_rng_state": noise_rng.get_state(), "history": history})
-            prune_checkpoints(checkpoint_dir, training["keep_last_checkpoints"])
+            prune_checkpoints(checkpoint_dir, training.keep_last_checkpoints)
 
     writer = SummaryWriter(str(exp_dir / "tensorboard")) if group.is_main else None
-    dev_sampler = SimpleCutSampler(dev_set, max_duration=training["max_duration"], shuffle=False, world_size=1, rank=0)
-    dev_loader = make_loader(dataset, dev_sampler, seed, training["num_workers"], 0)
+    dev_sampler = SimpleCutSampler(dev_set, max_duration=training.max_duration, shuffle=False, world_size=1, rank=0)
+    dev_loader = make_loader(dataset, dev_sampler, seed, training.num_workers, 0)
     shards = range(group.rank * accumulate, (group.rank + 1) * accumulate)  # this process's batches of a step
-    for epoch in range(epoch, training["num_epochs"] + 1):
-        noisy = training["weight_noise_std"] > 0 and epoch >= training["weight_noise_start_epoch"]
-        if noisy and epoch == training["weight_noise_start_epoch"] and batches_done == 0 \
+    for epoch in range(epoch, training.num_epochs + 1):
+        noisy = training.weight_noise_std > 0 and epoch >= training.weight_noise_start_epoch
+        if noisy and epoch == training.weight_noise_start_epoch and batches_done == 0 \
                 and (exp_dir / "best.pt").exists():
             model.load_state_dict(load_checkpoint(exp_dir / "best.pt")["model"])
             logging.info(f"epoch {epoch}: restarting from the best dev model with weight noise "
-                         f"{training['weight_noise_std']}")
+                         f"{training.weight_noise_std}")
         started = time.time() - totals[2]
-        sampler = training_sampler(train_set, training["max_duration"], seed, epoch, shards,
+        sampler = training_sampler(train_set, training.max_duration, seed, epoch, shards,
                                    group.world_size * accumulate)
-        loader = make_loader(dataset, sampler, seed, training["num_workers"], epoch,
+        loader = make_loader(dataset, sampler, seed, training.num_workers, epoch,
                              skip_batches=batches_done * accumulate)
-        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}/{training['num_epochs']}",
+        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}/{training.num_epochs}",
                                 unit="batch", leave=False, initial=batches_done, disable=not group.is_main)
         for step_batches in progress:
-            noise = add_weight_noise(model, training["weight_noise_std"], noise_rng) if noisy else None
+            noise = add_weight_noise(model, training.weight_noise_std, noise_rng) if noisy else None
             optimizer.zero_grad()
             step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
             for i, batch in enumerate(step_batches):
                 # DDP averages the processes' gradients, so each of a step's batches weighs 1 / accumulate here
                 last = i == len(step_batches) - 1
                 with net.no_sync() if group.world_size > 1 and not last else nullcontext():
-                    with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training["amp"]):
+                    with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training.amp):
                         loss = net(to_device(batch, torch_device), global_batches)
                     num_utts = len(batch["cut_ids"])
                     scaler.scale(loss / (num_utts * accumulate)).backward()
@@ -396,19 +406,19 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
             if noise is not None:
                 remove_weight_noise(model, noise)
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), training["grad_clip"])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             step_loss, step_utts = group.sum(step_totals).tolist()
             batches_done, global_batches = batches_done + 1, global_batches + 1
             totals = [totals[0] + step_loss, totals[1] + int(step_utts), time.time() - started]
             progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
-            if batches_done % training["checkpoint_every_batches"] == 0:
-                save(f"epoch-{epoch}-batch-{batches_done}.pt", batches_done)
+            if batches_done % training.checkpoint_every_batches == 0:
+                save(checkpoint_name(epoch, batches_done), batches_done)
         record = None
         if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
-                      **evaluate(model, dev_loader, tokens, units, options.get("transducer", {}), torch_device),
+                      **evaluate(model, dev_loader, tokens, units, setup.transducer, torch_device),
                       "seconds": time.time() - started}
             for key in ("train_loss", "dev_loss", "dev_error_rate"):
                 writer.add_scalar(key, record[key], epoch)
@@ -418,7 +428,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         if group.is_main and history[-1]["dev_error_rate"] <= min(h["dev_error_rate"] for h in history):
             save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
         scheduler.step()
-        save(f"epoch-{epoch}.pt", None)
+        save(checkpoint_name(epoch), None)
         group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
         batches_done, totals = 0, [0.0, 0, 0.0]
     if not group.is_main:
@@ -442,19 +452,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--stats", type=Path, required=True, help="global mean/std from the feature stage")
     parser.add_argument("--tokens", type=Path, required=True, help="tokens.txt from the units stage (data/lang; a sentencepiece model is read beside it)")
     parser.add_argument("--exp-dir", type=Path, required=True, help="where checkpoints and the model go")
-    parser.add_argument("--options", type=json.loads, required=True,
-                        help="JSON with the config's seed, units, features, model (with its type: ctc or "
-                             "transducer), training and, for transducers, transducer sections")
-    parser.add_argument("--run-options", type=json.loads, default={},
-                        help="JSON with training settings that do not change the model: num_workers, "
-                             "checkpoint_every_batches, keep_last_checkpoints")
-    parser.add_argument("--init-encoder", help="start the encoder from this CTC model.pt (PRETRANS)")
-    parser.add_argument("--init-decoder", help="start the prediction network from this token LM model.pt")
+    parser.add_argument("--model-type", choices=MODEL_TYPES, required=True, help="the network to train")
+    parser.add_argument("--init-encoder", type=Path, help="start the encoder from this CTC model.pt (PRETRANS)")
+    parser.add_argument("--init-decoder", type=Path, help="start the prediction network from this token LM model.pt")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
     parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
                         help="torch threads of the whole job, shared among its processes; more than the cores "
                              "given to this job slows it down many times (default: all cores)")
+    config.add_top_level_flag(parser, "seed")
+    config.add_flags(parser, UnitsConfig)
+    config.add_flags(parser, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
+    config.add_flags(parser, ModelConfig)
+    config.add_flags(parser, TransducerConfig)
+    config.add_flags(parser, TrainingConfig)
     args = parser.parse_args(argv)
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     # rank 0 tells the story; the others speak up only for warnings and errors
@@ -464,9 +475,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_num_threads(max(1, args.num_threads // world_size))
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
+    setup = TrainingSetup(args.seed, config.from_flags(args, UnitsConfig), config.from_flags(args, FeatureConfig),
+                          args.model_type, config.from_flags(args, ModelConfig),
+                          config.from_flags(args, TransducerConfig), config.from_flags(args, TrainingConfig), init)
     try:
-        train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, {**args.options, "init": init},
-              args.run_options, args.device)
+        train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, setup, args.device)
     finally:
         end_process_group()
 

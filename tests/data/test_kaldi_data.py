@@ -9,6 +9,7 @@ import torch
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
 from asrkit.cli import main
+from asrkit.config import FeatureConfig
 from asrkit.data.features import compute_features
 from asrkit.data.kaldi_data import KaldiDataError, export_kaldi_data_dir, import_kaldi_data_dir
 from asrkit.data.units import PhoneUnits
@@ -106,7 +107,8 @@ def test_imported_pipe_and_segments_feed_the_feature_stage(tmp_path):
     }
     with pytest.raises(ValueError, match="utterance s1-recA-a has no phone alignment"):  # training says why
         PhoneUnits(60).token_symbols(SupervisionSet.from_file(sup_path)[0])
-    cuts = compute_features(rec_path, sup_path, tmp_path / "cuts.jsonl.gz", tmp_path / "feats", {})
+    cuts = compute_features(rec_path, sup_path, tmp_path / "cuts.jsonl.gz", tmp_path / "feats",
+                            FeatureConfig.from_dict({"type": "fbank"}))
     assert {c.recording_id: c.load_features().shape[0] for c in cuts} == {"recA": 100, "recB": 60}  # 10 ms frames
 
 

@@ -6,6 +6,7 @@ import re
 import pytest
 from lhotse import SupervisionSegment, SupervisionSet
 
+from asrkit.config import UnitsConfig
 from asrkit.data.lang import BLANK, TokenTable, prepare_lang
 from asrkit.scoring.error_rates import score_utterances, write_report
 from asrkit.data.units import PhoneUnits, SentencePieceUnits, load_units, train_sentencepiece, units_from_state
@@ -56,7 +57,7 @@ def test_sentencepiece_units_survive_a_checkpoint_state():
 def test_units_stage_writes_model_and_tokens(tmp_path):
     supervisions = tmp_path / "supervisions.jsonl.gz"
     SupervisionSet.from_segments([supervision(t, i) for i, t in enumerate(TEXTS)]).to_file(supervisions)
-    options = {"type": "sentencepiece", "model_type": "bpe", "vocab_size": 40}
+    options = UnitsConfig.from_dict({"type": "sentencepiece", "model_type": "bpe", "vocab_size": 40})
     prepare_lang(tmp_path / "lang", options, supervisions)
     tokens = TokenTable.load(tmp_path / "lang" / "tokens.txt")
     units = load_units(options, tmp_path / "lang")

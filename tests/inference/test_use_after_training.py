@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List
 
@@ -22,6 +23,7 @@ from lhotse import CutSet, LilcomChunkyWriter, Recording, RecordingSet, Supervis
 from lhotse.supervision import AlignmentItem
 
 from asrkit.decoding.transducer_search import greedy_search_batch
+from asrkit.config import FeatureConfig
 from asrkit.training.checkpoint import build_model, save_checkpoint
 from asrkit.cli import main
 from asrkit.decoding.decode import search
@@ -37,11 +39,13 @@ PHONES = ["aa", "b", "d", "h#", "iy", "s", "sh", "t", "z"]
 SILENT = "sh"  # its output bias is pushed down: the models never emit it
 DURATION = 1.2  # seconds of test audio
 MODELS = {
-    "ctc": {"stack_frames": 3},
-    "ctc_peephole": {"stack_frames": 2, "peephole": True},
+    "ctc": {"type": "ctc", "stack_frames": 3},
+    "ctc_peephole": {"type": "ctc", "stack_frames": 2, "peephole": True},
     "transducer": {"type": "transducer", "stack_frames": 3, "decoder_embedding_dim": 6, "decoder_hidden_size": 8,
                    "joiner_dim": 8},
 }
+#: the recipe's default features
+FEATURES = FeatureConfig.from_dict({"type": "fbank"})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -67,14 +71,14 @@ def save_model(exp_dir: Path, name: str, seed: int = 0) -> Path:
     tokens = [BLANK] + PHONES
     torch.manual_seed(seed)
     model = build_model(options, 123, len(tokens))
-    output = model.output if options.get("type", "ctc") == "ctc" else model.joiner.output_linear
+    output = model.output if options["type"] == "ctc" else model.joiner.output_linear
     with torch.no_grad():
         output.bias[tokens.index(SILENT)] = -100.0
-    frames = expand_features(make_extractor({}).extract(torch.from_numpy(signal(16000)), 16000), {})
+    frames = expand_features(make_extractor(FEATURES).extract(torch.from_numpy(signal(16000)), 16000), FEATURES)
     stats = {"mean": frames.mean(0), "std": frames.std(0)}
     save_checkpoint(exp_dir / "model.pt", {
         "model": model.state_dict(), "model_options": options, "input_dim": 123, "vocab_size": len(tokens),
-        "tokens": tokens, "units": {"type": "phones", "phone_set": 60}, "feature_options": {}, "stats": stats})
+        "tokens": tokens, "units": {"type": "phones", "phone_set": 60}, "feature_options": asdict(FEATURES), "stats": stats})
     return exp_dir / "model.pt"
 
 
@@ -255,7 +259,7 @@ def test_export_equals_the_model(models, tmp_path, name):
             alone, alone_lens = exported(batch[n : n + 1, :length], lens[n : n + 1])
             assert torch.allclose(alone[0], out[n, : int(alone_lens)], atol=1e-5, rtol=0)
         static = torch.randn(20, 41, generator=generator)
-        assert torch.allclose(exported.normalise(expand_features(static, {})), transcriber.network_input(static))
+        assert torch.allclose(exported.normalise(expand_features(static, FEATURES)), transcriber.network_input(static))
         if name == "transducer":
             encoder_out = expected[:2, :6].reshape(12, -1)
             tokens = torch.randint(0, len(PHONES) + 1, (12,), generator=generator)
@@ -311,7 +315,7 @@ def cut_manifest(wav: Path, root: Path) -> Path:
                                      alignment={"phone": [AlignmentItem(p, s, e - s) for p, s, e in phones]})
     cuts = CutSet.from_manifests(recordings=RecordingSet.from_recordings([recording]),
                                  supervisions=SupervisionSet.from_segments([supervision]))
-    cuts = cuts.compute_and_store_features(make_extractor({}), storage_path=root / "feats",
+    cuts = cuts.compute_and_store_features(make_extractor(FEATURES), storage_path=root / "feats",
                                            storage_type=LilcomChunkyWriter)
     cuts.to_file(root / "cuts.jsonl.gz")
     return root / "cuts.jsonl.gz"

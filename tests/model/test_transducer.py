@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from asrkit.config import TransducerConfig
 from asrkit.model import rnnt_backend
 from asrkit.decoding.transducer_search import beam_search, beam_search_nbest, greedy_search_batch, modified_beam_search
 from asrkit.model.decoder import Decoder
@@ -31,6 +32,13 @@ def make_model(vocab: int = 6, input_dim: int = 5, seed: int = 0, dtype: torch.d
     with torch.no_grad():
         joiner.output_linear.bias[decoder.blank_id] += blank_bias
     return Transducer(encoder, decoder, joiner, vocab).to(dtype)
+
+
+def losses(model: Transducer, x, x_lens, y, y_lens, **settings) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(simple, transducer) loss with the config's loss settings, some of them changed by ``settings``."""
+    loss = TransducerConfig.from_dict(settings)
+    return model(x, x_lens, y, y_lens, prune_range=loss.prune_range, am_scale=loss.am_scale,
+                 lm_scale=loss.lm_scale, loss=loss.loss)
 
 
 def make_batch(vocab: int, input_dim: int = 5, dtype: torch.dtype = torch.float32
@@ -115,13 +123,13 @@ def test_pruned_loss_equals_full_loss_when_prune_range_exceeds_label_length():
     vocab = 6
     model = make_model(vocab, dtype=torch.float64)
     x, x_lens, y, y_lens = make_batch(vocab, dtype=torch.float64)
-    simple_full, full = model(x, x_lens, y, y_lens, loss="full")
+    simple_full, full = losses(model, x, x_lens, y, y_lens, loss="full")
     for prune_range in (y.size(1) + 1, y.size(1) + 5):
-        simple, pruned = model(x, x_lens, y, y_lens, prune_range=prune_range)
+        simple, pruned = losses(model, x, x_lens, y, y_lens, prune_range=prune_range)
         torch.testing.assert_close(pruned, full, rtol=1e-12, atol=1e-10)
         torch.testing.assert_close(simple, simple_full)
     # A narrower range drops lattice paths, so it can only lose probability.
-    _, narrow = model(x, x_lens, y, y_lens, prune_range=2)
+    _, narrow = losses(model, x, x_lens, y, y_lens, prune_range=2)
     assert narrow.item() >= full.item() - 1e-9
 
 
@@ -129,11 +137,11 @@ def test_pruned_loss_float32_close_to_full_and_gradients_finite():
     vocab = 6
     model = make_model(vocab)
     x, x_lens, y, y_lens = make_batch(vocab)
-    _, full = model(x, x_lens, y, y_lens, loss="full")
-    simple, pruned = model(x, x_lens, y, y_lens, prune_range=y.size(1) + 1)
+    _, full = losses(model, x, x_lens, y, y_lens, loss="full")
+    simple, pruned = losses(model, x, x_lens, y, y_lens, prune_range=y.size(1) + 1)
     assert abs(pruned.item() - full.item()) < 1e-4
     model.zero_grad()
-    simple, pruned = model(x, x_lens, y, y_lens, prune_range=3)
+    simple, pruned = losses(model, x, x_lens, y, y_lens, prune_range=3)
     (0.5 * simple + pruned).backward()
     for name, parameter in model.named_parameters():
         if name.startswith("decoder.lm_output"):  # the language-model head is only used by lm_loss

@@ -108,7 +108,7 @@ def test_nothing_to_decode_is_refused_before_anything_runs(tmp_path):
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints
 
-MODEL = {"num_layers": 1, "hidden_size": 16, "stack_frames": 3}
+MODEL = {"type": "ctc", "num_layers": 1, "hidden_size": 16, "stack_frames": 3}
 
 
 def test_checkpoint_of_another_model_config_is_named(tmp_path):

@@ -20,14 +20,14 @@ import torch
 from asrkit.training.checkpoint import load_checkpoint
 from asrkit.training.train import train
 from process_groups import kill_group, run_group
-from timit_skeleton import FEATURES
+from timit_skeleton import training_flags, training_setup
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
 #: 32 training cuts of 0.3 s, 3 a batch: 11 batches an epoch, 6 steps of 2 (lhotse splits the last batch in two)
 OPTIONS = {
-    "seed": 5, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
-    "model": {"type": "ctc", "num_layers": 2, "hidden_size": 16, "stack_frames": 3, "dropout": 0.0},
+    "seed": 5, "model_type": "ctc",
+    "model": {"num_layers": 2, "hidden_size": 16, "stack_frames": 3, "dropout": 0.0},
     "training": {"num_epochs": 3, "max_duration": 1, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
                  "weight_noise_std": 0.01, "weight_noise_start_epoch": 2, "num_workers": 0,
                  "checkpoint_every_batches": 2},
@@ -58,7 +58,7 @@ def torchrun(skeleton: Path, exp_dir: Path) -> List[str]:
     train_cuts, dev_cuts, stats, tokens = inputs(skeleton)
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
             "-m", "asrkit.training.train", "--train-cuts", str(train_cuts), "--dev-cuts", str(dev_cuts), "--stats", str(stats),
-            "--tokens", str(tokens), "--options", json.dumps(options(2, 1)), "--exp-dir", str(exp_dir),
+            "--tokens", str(tokens), *training_flags(options(2, 1)), "--exp-dir", str(exp_dir),
             "--device", "cpu", "--num-threads", "2"]
 
 
@@ -70,7 +70,7 @@ def run_two_processes(skeleton: Path, exp_dir: Path) -> subprocess.CompletedProc
 
 def train_in_this_process(skeleton: Path, exp_dir: Path, accumulate: int) -> None:
     torch.set_num_threads(1)
-    train(*inputs(skeleton), exp_dir, options(1, accumulate), device="cpu")
+    train(*inputs(skeleton), exp_dir, training_setup(options(1, accumulate)), device="cpu")
 
 
 def weights(exp_dir: Path) -> Dict[str, torch.Tensor]:
@@ -135,10 +135,10 @@ def test_two_processes_killed_mid_epoch_resume_exactly(skeleton, two_processes, 
 def test_process_count_must_match_the_options(skeleton, tmp_path):
     with pytest.raises(ValueError, match=re.escape("training.num_processes is 2 but 1 process(es) run: launch with "
                                                    "torchrun --standalone --nproc_per_node 2")):
-        train(*inputs(skeleton), tmp_path, options(2, 1), device="cpu")
+        train(*inputs(skeleton), tmp_path, training_setup(options(2, 1)), device="cpu")
 
 
 def test_mixed_precision_on_the_cpu_is_refused(skeleton, tmp_path):
     with pytest.raises(ValueError, match="training.amp: mixed precision needs a CUDA GPU, and this run's device "
                                          "is cpu"):
-        train(*inputs(skeleton), tmp_path, options(1, 1, amp=True), device="cpu")
+        train(*inputs(skeleton), tmp_path, training_setup(options(1, 1, amp=True)), device="cpu")

@@ -20,9 +20,7 @@ from asrkit.model.encoder import BiLstmEncoder
 from asrkit.training.train import train
 from asrkit.data.corpus import write_manifests
 from prepare_timit import standard_sets
-from timit_skeleton import write_timit_skeleton
-
-FEATURES = {"type": "fbank", "num_mel_bins": 40, "use_energy": True, "deltas": True}
+from timit_skeleton import FEATURES, training_flags, training_setup, write_timit_skeleton
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +123,14 @@ def test_encoder_frame_stacking():
 
 
 def training_options(num_epochs):
-    return {"seed": 1, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
-            "model": {"num_layers": 1, "hidden_size": 16, "stack_frames": 3},
+    return {"seed": 1, "model_type": "ctc", "model": {"num_layers": 1, "hidden_size": 16, "stack_frames": 3},
             "training": {"num_epochs": num_epochs, "max_duration": 3, "optimizer": "adam", "lr": 0.01,
                          "num_workers": 0, "keep_last_checkpoints": 2}}
 
 
 def run_training(prepared, exp_dir, num_epochs):
     train(prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
-          prepared / "features/stats.pt", prepared / "lang/tokens.txt", exp_dir, training_options(num_epochs))
+          prepared / "features/stats.pt", prepared / "lang/tokens.txt", exp_dir, training_setup(training_options(num_epochs)))
 
 
 def test_training_resumes_to_the_same_model(prepared, tmp_path):
@@ -158,7 +155,7 @@ def test_training_killed_mid_epoch_resumes_exactly(prepared, tmp_path):
     options["training"]["num_workers"] = 1
     command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"),
                "--dev-cuts", str(prepared / "features/cuts_dev.jsonl.gz"), "--stats", str(prepared / "features/stats.pt"),
-               "--tokens", str(prepared / "lang/tokens.txt"), "--options", json.dumps(options), "--num-threads", "1"]
+               "--tokens", str(prepared / "lang/tokens.txt"), *training_flags(options), "--num-threads", "1"]
     subprocess.run(command + ["--exp-dir", str(tmp_path / "straight")], check=True, capture_output=True)
 
     killed = subprocess.Popen(command + ["--exp-dir", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
@@ -184,7 +181,7 @@ def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
     options = training_options(1)
     options["model"]["hidden_size"] = 8
     train(prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
-          prepared / "features/stats.pt", prepared / "lang/tokens.txt", tmp_path, options)
+          prepared / "features/stats.pt", prepared / "lang/tokens.txt", tmp_path, training_setup(options))
     assert load_model(tmp_path / "model.pt").encoder.lstm.hidden_size == 8
     assert list(tmp_path.glob("checkpoints.stale-*"))
 
@@ -192,8 +189,8 @@ def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
 def test_decode_uses_only_the_model_file(prepared, tmp_path):
     run_training(prepared, tmp_path, 1)
     cuts = CutSet.from_file(prepared / "features/cuts_test.jsonl.gz")
-    greedy = decode(cuts, tmp_path / "model.pt", "greedy", beam=1)
-    beam1 = decode(cuts, tmp_path / "model.pt", "prefix_beam", beam=1)
+    greedy = decode(cuts, tmp_path / "model.pt", "greedy", beam=1, avg=1)
+    beam1 = decode(cuts, tmp_path / "model.pt", "prefix_beam", beam=1, avg=1)
     assert set(greedy) == set(cuts.ids) and greedy == beam1
 
 

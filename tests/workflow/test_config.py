@@ -1,11 +1,13 @@
 """The recipe config is validated against the schema before any stage runs; errors name the key."""
 
-import json
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from asrkit.config import to_flags
 
 RUN_SH = Path(__file__).resolve().parents[2] / "recipes" / "timit" / "run.sh"
 
@@ -54,5 +56,5 @@ def test_librispeech_config_plans_sentencepiece_units_and_word_scoring(tmp_path)
     assert result.returncode == 0, result.stderr
     units = yaml.safe_load((run_sh.parent / "demo.yaml").read_text())["units"]
     assert units["type"] == "sentencepiece"
-    assert f"--units '{json.dumps(units, sort_keys=True)}'" in result.stdout  # stage 3 trains the demo's pieces
+    assert shlex.join(to_flags("units", units)) in result.stdout  # stage 3 trains the demo's pieces
     assert "wer_test.txt" in result.stdout and "cer_test.txt" in result.stdout and "per_test.txt" not in result.stdout

@@ -30,8 +30,9 @@ from lhotse import CutSet
 from asrkit.training.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
 from process_groups import group_members, kill_group, run_group
+from asrkit.config import to_flags
 from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS, TINY, load_features, results_without_rtf
-from timit_skeleton import FEATURES
+from timit_skeleton import FEATURES, training_flags
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
@@ -379,11 +380,10 @@ def test_two_runs_started_at_once_one_is_refused(tmp_path):
 # A transducer's training killed mid-epoch, on the skeleton corpus's features (conftest.py) (stages 6-7; the recipe runs above train CTC only, to stay fast)
 
 TRANSDUCER = {
-    "seed": 3, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
-    "model": {"type": "transducer", "num_layers": 1, "hidden_size": 16, "stack_frames": 3, "dropout": 0.1,
-              "decoder_embedding_dim": 16, "decoder_hidden_size": 16, "joiner_dim": 16},
+    "seed": 3, "model_type": "transducer",
+    "model": {"num_layers": 1, "hidden_size": 16, "stack_frames": 3, "dropout": 0.1},
     # the pruned loss is switched on after 3 batches and raised after 6: a resume after batch 4 must know that
-    "transducer": {"warmup_batches": 3},
+    "transducer": {"decoder_embedding_dim": 16, "decoder_hidden_size": 16, "joiner_dim": 16, "warmup_batches": 3},
     "training": {"num_epochs": 2, "max_duration": 1, "optimizer": "adam", "lr": 0.01, "num_workers": 1,
                  "checkpoint_every_batches": 2, "keep_last_checkpoints": 2},
 }
@@ -393,7 +393,7 @@ def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path
     features = skeleton / "features"
     command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(features / "cuts_train.jsonl.gz"),
                "--dev-cuts", str(features / "cuts_dev.jsonl.gz"), "--stats", str(features / "stats.pt"),
-               "--tokens", str(skeleton / "lang/tokens.txt"), "--options", json.dumps(TRANSDUCER), "--num-threads", "1"]
+               "--tokens", str(skeleton / "lang/tokens.txt"), *training_flags(TRANSDUCER), "--num-threads", "1"]
     straight = run_group(command + ["--exp-dir", str(tmp_path / "straight")], timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
 
@@ -438,7 +438,7 @@ def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path,
     result = subprocess.run(
         [sys.executable, "-c", LIMITED.format(4096), "compute", "--recordings", str(recordings),
          "--supervisions", str(supervisions), "--cuts", str(cuts), "--storage-dir", str(storage),
-         "--num-jobs", str(num_jobs), "--options", json.dumps({**FEATURES, "num_mel_bins": 80})],
+         "--num-jobs", str(num_jobs), *to_flags("features", {"type": "fbank", "num_mel_bins": 80})],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode != 0
     assert f"error: could not write the features to {storage} and {cuts}: File too large" in result.stderr, \

@@ -1,6 +1,10 @@
-# Shared by all rules: the interpreter, the config's lists, manifest names and the stage markers.
-# Rules pass the config sections they read as params: changing one reruns exactly the rules that read it
-# (Snakemake's params rerun trigger).
+# Shared by all rules: the interpreter, the config's lists, manifest names, stage settings as flags and the
+# stage markers. Rules pass the config sections they read as params (as the flags of `flags`): changing one
+# reruns exactly the rules that read it (Snakemake's params rerun trigger).
+import shlex
+
+from asrkit.config import FeatureConfig, TrainingConfig, TransducerConfig, to_flags
+from asrkit.data.manifests import manifest_path
 
 PY = sys.executable  # the environment snakemake runs in (.venv): stage scripts run with it
 DEVICE = config["device"]  # where training, decoding and sensitivity compute: passed on the command line, so
@@ -11,7 +15,14 @@ MODELS = config["models"]
 
 
 def manifest(kind, split):
-    return f"data/manifests/{RECIPE}_{kind}_{split}.jsonl.gz"
+    return str(manifest_path("data/manifests", RECIPE, kind, split))
+
+
+def flags(section, values):
+    """Settings of a config section as a stage command's typed flags (`--<section>.<key> value`, quoted for the
+    shell; section None: keys outside the sections, `--<key> value`); the command gives the keys left out the
+    schema's defaults."""
+    return shlex.join(to_flags(section, values))
 
 
 def stage_done(n):

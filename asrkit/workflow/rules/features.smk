@@ -1,9 +1,9 @@
 # Stage 2: static features per split (kaldifeat via lhotse), and the training set's mean/variance.
 # Each split is computed in features.num_shards jobs (parallel on a cluster), whose manifests are merged.
 
-# How the features are computed, not what they are: the shard count changes no feature (tested), so it is
-# kept out of the options that the feature, statistics and training rules read (and rerun on).
-FEATURE_OPTIONS = {k: v for k, v in config["features"].items() if k != "num_shards"}
+# How the features are computed, not what they are (FeatureConfig.COMPUTE_ONLY_KEYS: the shard count changes no
+# feature, tested) is kept out of the settings that the feature, statistics and training rules read (and rerun on).
+FEATURE_SETTINGS = {k: v for k, v in config["features"].items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
 SHARDS = [f"{i}-of-{config['features']['num_shards']}" for i in range(1, config["features"]["num_shards"] + 1)]
 
 
@@ -17,14 +17,14 @@ rule feature_shard:
     wildcard_constraints:
         shard=r"\d+-of-\d+",
     params:
-        options=json.dumps(FEATURE_OPTIONS, sort_keys=True),
+        features=flags("features", FEATURE_SETTINGS),
     threads: config["num_jobs"]
     log:
         "logs/2_features_{split}_{shard}.log",
     shell:
         "{PY} -m asrkit.data.features compute --recordings {input.recordings} --supervisions {input.supervisions}"
         " --shard {wildcards.shard} --cuts {output.cuts} --storage-dir {output.storage} --num-jobs {threads}"
-        " --options {params.options:q} 2>&1 | tee {log}"
+        " {params.features} 2>&1 | tee {log}"
 
 
 rule features:
@@ -44,11 +44,11 @@ rule feature_stats:
     output:
         "data/features/stats.pt",
     params:
-        options=json.dumps(FEATURE_OPTIONS, sort_keys=True),
+        features=flags("features", FEATURE_SETTINGS),
     log:
         "logs/2_feature_stats.log",
     shell:
-        "{PY} -m asrkit.data.features stats --cuts {input} --output {output} --options {params.options:q} 2>&1 | tee {log}"
+        "{PY} -m asrkit.data.features stats --cuts {input} --output {output} {params.features} 2>&1 | tee {log}"
 
 
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.

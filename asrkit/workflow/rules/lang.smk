@@ -12,12 +12,12 @@ rule lang:
         tokens="data/lang/tokens.txt",
         extra=expand("data/lang/phones.60-{n}.map", n=[48, 39]) if PHONES else ["data/lang/bpe.model"],
     params:
-        units=json.dumps(UNITS, sort_keys=True),
+        units=flags("units", UNITS),
         train=lambda w, input: f"--train-supervisions {input[0]}" if input else "",
     log:
         "logs/3_lang.log",
     shell:
-        "{PY} -m asrkit.data.lang --lang-dir data/lang --units {params.units:q} {params.train} 2>&1 | tee {log}"
+        "{PY} -m asrkit.data.lang --lang-dir data/lang {params.units} {params.train} 2>&1 | tee {log}"
 
 
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.

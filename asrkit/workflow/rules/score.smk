@@ -42,12 +42,12 @@ rule decode:
     params:
         method=lambda w: method_and_beam(w.decoding)[0],
         beam=lambda w: method_and_beam(w.decoding)[1],
-        avg=DECODING["avg"],
+        avg=flags("decoding", {"avg": DECODING["avg"]}),
     log:
         "logs/8_decode_{model}_{decoding}_{split}.log",
     shell:
         "{PY} -m asrkit.decoding.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
-        " --beam {params.beam} --avg {params.avg} --device {DEVICE} --output {output.hyps} 2>&1 | tee {log}"
+        " --beam {params.beam} {params.avg} --device {DEVICE} --output {output.hyps} 2>&1 | tee {log}"
 
 
 rule score:
