@@ -10,7 +10,7 @@ import pytest
 from asrkit.config import (Config, FeatureConfig, ModelConfig, Section, TrainingConfig, TransducerConfig, UnitsConfig,
                            add_flags, from_flags, load_config_file, properties, schema, to_flags)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = [typing.get_type_hints(Config)[f.name] for f in fields(Config)
             if isinstance(typing.get_type_hints(Config)[f.name], type)
             and issubclass(typing.get_type_hints(Config)[f.name], Section)]
