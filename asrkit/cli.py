@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from asrkit.decoding.decode import METHODS
+from asrkit.model.registry import ALL_SEARCH_METHODS
 from asrkit.device import DEVICE_CHOICES
 from asrkit.inference.export import export_model
 from asrkit.data.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     command = commands.add_parser("transcribe", help="phones with times, one line per audio file",
                                   description=TRANSCRIBE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     command.add_argument("--model", type=Path, required=True, help=model_help)
-    command.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default="greedy",
+    command.add_argument("--method", choices=ALL_SEARCH_METHODS, default="greedy",
                          help="CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam")
     command.add_argument("--beam", type=int, default=10, help="beam width of the beam searches (default 10)")
     command.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help=device_help)

@@ -1,49 +1,14 @@
-"""Checkpoints: written atomically, loaded safely (``weights_only=True``), and rebuilt into models."""
+"""Checkpoints: written atomically, loaded safely (``weights_only=True``), and rebuilt into models (by the
+model registry, :mod:`asrkit.model.registry`)."""
 
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Any, Dict, List
 
 import torch
 
 from asrkit.io import atomic_output
-from asrkit.model.ctc import CtcModel
-from asrkit.model.decoder import Decoder
-from asrkit.model.encoder import BiLstmEncoder
-from asrkit.model.joiner import Joiner
-from asrkit.model.transducer import Transducer
-
-#: defaults of the model options (the config's ``model`` section, plus ``type`` and for transducers the
-#: prediction network and joiner sizes from its ``transducer`` section; see asrkit/workflow/schemas/config.schema.yaml)
-DEFAULT_MODEL_OPTIONS = {"type": "ctc", "stack_frames": 1, "dropout": 0.0, "peephole": False,
-                         "decoder_embedding_dim": 250, "decoder_hidden_size": 250, "decoder_num_layers": 1,
-                         "joiner_dim": 250}
-MODEL_TYPES = ("ctc", "transducer")
-Model = Union[CtcModel, Transducer]
-
-
-def model_options(options: Dict[str, Any]) -> Dict[str, Any]:
-    return {**DEFAULT_MODEL_OPTIONS, **options}
-
-
-def build_decoder(options: Dict[str, Any], vocab_size: int) -> Decoder:
-    """The transducer's prediction network (also trained alone as a phone LM for PRETRANS)."""
-    options = model_options(options)
-    return Decoder(vocab_size, options["decoder_embedding_dim"], options["decoder_hidden_size"],
-                   options["decoder_num_layers"])
-
-
-def build_model(options: Dict[str, Any], input_dim: int, vocab_size: int) -> Model:
-    """A CTC model or a transducer on the deep bidirectional LSTM encoder, from the model options."""
-    options = model_options(options)
-    encoder = BiLstmEncoder(input_dim, options["hidden_size"], options["num_layers"], options["stack_frames"],
-                            options["dropout"], peephole=options["peephole"])
-    if options["type"] == "ctc":
-        return CtcModel(encoder, vocab_size)
-    if options["type"] == "transducer":
-        decoder = build_decoder(options, vocab_size)
-        joiner = Joiner(encoder.output_dim, decoder.output_dim, options["joiner_dim"], vocab_size)
-        return Transducer(encoder, decoder, joiner, vocab_size)
-    raise ValueError(f"unknown model type {options['type']!r}: expected one of {MODEL_TYPES}")
+from asrkit.model.interface import AcousticModel
+from asrkit.model.registry import build_model
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
@@ -74,7 +39,7 @@ def average_weights(paths: List[Path]) -> Dict[str, torch.Tensor]:
             for name in states[0]}
 
 
-def load_model(path: Path, average: List[Path] = ()) -> Model:
+def load_model(path: Path, average: List[Path] = ()) -> AcousticModel:
     """Rebuild the model stored in a checkpoint, in eval mode; with ``average``, use the mean of those
     checkpoints' weights instead of the file's own."""
     checkpoint = load_checkpoint(path)

@@ -20,7 +20,8 @@ import torch
 from lhotse import CutSet
 from torch.nn.utils.rnn import pad_sequence
 
-from asrkit.training.checkpoint import build_decoder, save_checkpoint
+from asrkit.model.registry import build_decoder
+from asrkit.training.checkpoint import save_checkpoint
 from asrkit.io import atomic_output
 from asrkit.data.lang import TokenTable
 from asrkit.model.decoder import Decoder

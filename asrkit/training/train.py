@@ -38,8 +38,7 @@ from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
-from asrkit.training.checkpoint import Model, build_model, load_checkpoint, load_weights, save_checkpoint
-from asrkit.decoding.decode import search
+from asrkit.training.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
@@ -47,7 +46,8 @@ from asrkit.data.features import input_dim, load_stats
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.data.lang import TokenTable
-from asrkit.model.ctc import CtcModel
+from asrkit.model.interface import AcousticModel
+from asrkit.model.registry import build_model
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.data.units import Units, load_units
 
@@ -116,31 +116,17 @@ def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: in
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-def batch_loss(model: Model, batch: Dict, transducer: Dict[str, Any], batch_index: int) -> torch.Tensor:
-    """The training loss of a batch, summed over its utterances.
-
-    Transducer (icefall's recipe): ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the
-    first ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has
-    learnt something), 0.1 for as many more, then 1.
-    """
-    x, x_lens, y, y_lens = batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"]
-    if isinstance(model, CtcModel):
-        return model.loss(x, x_lens, y, y_lens)
-    t = {**DEFAULT_TRANSDUCER_OPTIONS, **transducer}
-    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t["prune_range"], am_scale=t["am_scale"],
-                                    lm_scale=t["lm_scale"], loss=t["loss"])
-    if t["loss"] == "full":
-        return transducer_loss
-    warmup = t["warmup_batches"]
-    pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
-    return t["simple_loss_scale"] * simple + pruned_scale * transducer_loss
+def batch_loss(model: AcousticModel, batch: Dict, transducer: Dict[str, Any], batch_index: int) -> torch.Tensor:
+    """The training loss of a batch, summed over its utterances (the model's :meth:`training_loss`, given the
+    config's ``transducer`` section with its defaults)."""
+    return model.training_loss(batch, {**DEFAULT_TRANSDUCER_OPTIONS, **transducer}, batch_index)
 
 
 class TrainingLoss(torch.nn.Module):
     """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
     synchronises the gradients of what its module's ``forward`` computes."""
 
-    def __init__(self, model: Model, transducer: Dict[str, Any]):
+    def __init__(self, model: AcousticModel, transducer: Dict[str, Any]):
         super().__init__()
         self.model, self.transducer = model, transducer
 
@@ -148,7 +134,7 @@ class TrainingLoss(torch.nn.Module):
         return batch_loss(self.model, batch, self.transducer, batch_index)
 
 
-def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: Dict[str, Any],
+def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, transducer: Dict[str, Any],
              device: torch.device) -> Dict[str, Any]:
     """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
     metric: PER on 39 folded phones, or WER on the words the pieces make."""
@@ -158,7 +144,7 @@ def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer:
         for batch in map(lambda b: to_device(b, device), loader):
             total_loss += batch_loss(model, batch, transducer, batch_index=sys.maxsize).item()
             count += len(batch["cut_ids"])
-            greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
+            greedy = model.search("greedy", 1, batch["features"], batch["feature_lens"])
             for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
                 refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
                 hyps[cut_id] = units.scored(tokens.decode(ids))
@@ -167,7 +153,7 @@ def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer:
             "dev_error_rate": score_utterances(refs, hyps).totals.rate}
 
 
-def initialise(model: Model, init: Dict[str, str]) -> None:
+def initialise(model: AcousticModel, init: Dict[str, str]) -> None:
     """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
     if "encoder" in init:
         weights = load_checkpoint(Path(init["encoder"]))["model"]

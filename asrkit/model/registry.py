@@ -1,0 +1,74 @@
+"""The model types and encoders by the names the config gives them (``model.type``, ``model.encoder``), and
+how each is built from the model options.
+
+The model options are the config's ``model`` section plus ``type`` and, for transducers, the prediction
+network and joiner sizes from its ``transducer`` section (see asrkit/workflow/schemas/config.schema.yaml).
+A checkpoint stores them, so that :func:`build_model` rebuilds the network it holds.
+"""
+
+from typing import Any, Callable, Dict, Mapping, Tuple, Type
+
+from torch import nn
+
+from asrkit.model.ctc import CtcModel
+from asrkit.model.decoder import Decoder
+from asrkit.model.encoder import BiLstmEncoder
+from asrkit.model.interface import AcousticModel
+from asrkit.model.transducer import Transducer
+
+#: defaults of the model options
+DEFAULT_MODEL_OPTIONS = {"type": "ctc", "encoder": "blstm", "stack_frames": 1, "dropout": 0.0, "peephole": False,
+                         "decoder_embedding_dim": 250, "decoder_hidden_size": 250, "decoder_num_layers": 1,
+                         "joiner_dim": 250}
+
+
+def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    return {**DEFAULT_MODEL_OPTIONS, **options}
+
+
+def blstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
+    """The deep bidirectional LSTM of Graves et al. 2013 (optionally with peephole connections)."""
+    return BiLstmEncoder(input_dim, options["hidden_size"], options["num_layers"], options["stack_frames"],
+                         options["dropout"], peephole=options["peephole"])
+
+
+#: encoders by name: each builds ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', output_dim), (N,)`` with the
+#: attributes ``output_dim`` and ``stack_frames``, from the model options and the input dimension C
+ENCODERS: Dict[str, Callable[[Mapping[str, Any], int], nn.Module]] = {
+    "blstm": blstm,
+}
+
+
+#: model types by name (each class builds itself around an encoder: ``from_options``)
+MODEL_TYPES: Dict[str, Type[AcousticModel]] = {
+    "ctc": CtcModel,
+    "transducer": Transducer,
+}
+#: every search of some model type (what the commands' ``--method`` accepts)
+ALL_SEARCH_METHODS: Tuple[str, ...] = tuple(sorted({m for cls in MODEL_TYPES.values() for m in cls.search_methods}))
+
+
+def model_class(model_type: str) -> Type[AcousticModel]:
+    """The class of a model type: its :attr:`~AcousticModel.search_methods`, and how it is built."""
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {model_type!r}: expected one of {tuple(MODEL_TYPES)}")
+    return MODEL_TYPES[model_type]
+
+
+def build_encoder(options: Mapping[str, Any], input_dim: int) -> nn.Module:
+    options = model_options(options)
+    if options["encoder"] not in ENCODERS:
+        raise ValueError(f"unknown encoder {options['encoder']!r}: expected one of {tuple(ENCODERS)}")
+    return ENCODERS[options["encoder"]](options, input_dim)
+
+
+def build_decoder(options: Mapping[str, Any], vocab_size: int) -> Decoder:
+    """The transducer's prediction network (also trained alone as a phone LM for PRETRANS)."""
+    return Decoder.from_options(model_options(options), vocab_size)
+
+
+def build_model(options: Mapping[str, Any], input_dim: int, vocab_size: int) -> AcousticModel:
+    """The model of ``options["type"]`` on the encoder of ``options["encoder"]``, from the model options."""
+    options = model_options(options)
+    cls = model_class(options["type"])  # an unknown type is named before anything is built
+    return cls.from_options(options, build_encoder(options, input_dim), vocab_size)
