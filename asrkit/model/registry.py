@@ -14,6 +14,7 @@ from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.interface import AcousticModel
+from asrkit.model.rnn_encoder import RnnEncoder
 from asrkit.model.transducer import Transducer
 
 #: defaults of the model options
@@ -32,10 +33,31 @@ def blstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
                          options["dropout"], peephole=options["peephole"])
 
 
+def refuse_peephole(options: Mapping[str, Any]) -> None:
+    if options["peephole"]:
+        raise ValueError(f"model.peephole: only the blstm encoder has peephole connections, not {options['encoder']}")
+
+
+def tanh_rnn(options: Mapping[str, Any], input_dim: int) -> nn.Module:
+    """A deep bidirectional RNN of tanh units (Table 1's CTC-3L-500H-TANH)."""
+    refuse_peephole(options)
+    return RnnEncoder(input_dim, options["hidden_size"], options["num_layers"], nn.RNN, bidirectional=True,
+                      stack_frames=options["stack_frames"], dropout=options["dropout"])
+
+
+def lstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
+    """A deep unidirectional (forward) LSTM (Table 1's CTC-3L-421H-UNI)."""
+    refuse_peephole(options)
+    return RnnEncoder(input_dim, options["hidden_size"], options["num_layers"], nn.LSTM, bidirectional=False,
+                      stack_frames=options["stack_frames"], dropout=options["dropout"])
+
+
 #: encoders by name: each builds ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', output_dim), (N,)`` with the
 #: attributes ``output_dim`` and ``stack_frames``, from the model options and the input dimension C
 ENCODERS: Dict[str, Callable[[Mapping[str, Any], int], nn.Module]] = {
     "blstm": blstm,
+    "tanh_rnn": tanh_rnn,
+    "lstm": lstm,
 }
 
 
