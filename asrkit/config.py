@@ -158,6 +158,7 @@ class FeatureConfig(Section):
 @dataclass(frozen=True)
 class ModelConfig(Section):
     KEY: ClassVar[str] = "model"
+    encoder: str
     num_layers: int
     hidden_size: int
     stack_frames: int

@@ -13,6 +13,7 @@ A model path that does not exist is skipped with a note (e.g. a transducer still
 """
 
 import argparse
+import importlib
 import importlib.util
 import statistics
 import sys
@@ -25,8 +26,6 @@ from lhotse.dataset import SimpleCutSampler
 
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
-import asrkit.decoding.decode as decode_module
-from asrkit.decoding.decode import METHODS, search
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 Batch = Dict[str, torch.Tensor]
@@ -45,7 +44,7 @@ def one_at_a_time(batches: List[Batch]) -> List[Batch]:
             for b in batches for i, n in enumerate(b["feature_lens"])]
 
 
-#: the search functions asrkit.decoding.decode imports, by the module that defines them
+#: the search functions the models' ``search`` calls, by the module that defines them (in a baseline checkout)
 DECODE_NAMES = {"ctc_greedy_search": "ctc_decoding", "ctc_prefix_beam_search": "ctc_decoding",
                 "greedy_search_batch": "beam_search", "beam_search": "beam_search",
                 "modified_beam_search": "beam_search"}
@@ -69,15 +68,28 @@ def load_searches(root: Path) -> Dict[str, object]:
         sys.modules.update(saved)
 
 
+#: where the models look the search functions up when they search: what a --baseline swaps
+SEARCH_NAMESPACES = {"ctc_greedy_search": "asrkit.model.ctc", "ctc_prefix_beam_search": "asrkit.model.ctc",
+                     "greedy_search_batch": "asrkit.decoding.transducer_search",
+                     "beam_search": "asrkit.decoding.transducer_search",
+                     "modified_beam_search": "asrkit.decoding.transducer_search"}
+
+
+def use_searches(functions: Dict[str, object]) -> None:
+    for name, function in functions.items():
+        setattr(sys.modules[SEARCH_NAMESPACES[name]], name, function)
+
+
 def timings(args: argparse.Namespace) -> Dict[str, float]:
     """Seconds of decoding by "model method beam [batched|single|baseline]", and "model encoder"; and "audio".
 
     With ``args.baseline``, each batched search is timed alternately with this tree's searches and the
-    baseline's (swapped into asrkit.decoding.decode), so that both see the same load.
+    baseline's (swapped in where the models look them up), so that both see the same load.
     """
     cuts = read_cuts(args.cuts, args.utterances)
     seconds: Dict[str, float] = {"audio": sum(c.duration for c in cuts)}
-    versions = {"batched": {name: getattr(decode_module, name) for name in DECODE_NAMES}}
+    importlib.import_module("asrkit.decoding.transducer_search")
+    versions = {"batched": {name: getattr(sys.modules[module], name) for name, module in SEARCH_NAMESPACES.items()}}
     if args.baseline:
         versions["baseline"] = load_searches(args.baseline)
     for kind, path in (("ctc", args.ctc), ("transducer", args.transducer)):
@@ -89,17 +101,17 @@ def timings(args: argparse.Namespace) -> Dict[str, float]:
         with torch.no_grad():
             seconds[f"{kind} encoder"] = median_seconds(
                 lambda: [encoder(b["features"], b["feature_lens"]) for b in batches], args.repeats)
-            for method in METHODS[kind]:
+            for method in model.search_methods:
                 for beam in [1] if method == "greedy" else args.graves_beams if method == "beam" else args.beams:
                     def decode(batches: List[Batch] = batches) -> None:
                         for b in batches:
-                            search(model, method, beam, b["features"], b["feature_lens"])
+                            model.search(method, beam, b["features"], b["feature_lens"])
                     times: Dict[str, List[float]] = {version: [] for version in versions}
                     for _ in range(args.repeats):
                         for version, functions in versions.items():
-                            vars(decode_module).update(functions)
+                            use_searches(functions)
                             times[version].append(median_seconds(decode, 1, warmup=0))
-                    vars(decode_module).update(versions["batched"])
+                    use_searches(versions["batched"])
                     for version, values in times.items():
                         seconds[f"{kind} {method} {beam} {version}"] = statistics.median(values)
                     if beam == args.batching_beam or method == "greedy":

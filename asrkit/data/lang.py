@@ -34,10 +34,6 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self.symbols)
 
-    @property
-    def blank_id(self) -> int:
-        return 0
-
     def encode(self, symbols: Iterable[str], context: str = "") -> List[int]:
         try:
             return [self.ids[s] for s in symbols]

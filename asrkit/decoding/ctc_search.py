@@ -23,13 +23,23 @@ def ctc_greedy_search(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int
     lengths: (N,) number of valid frames of each utterance; frames at or beyond it are ignored.
     Returns N label-id lists: per-frame argmax, repeats collapsed, blanks removed.
     """
+    return [tokens for tokens, _ in ctc_greedy_emissions(log_probs, lengths, blank)]
+
+
+def ctc_greedy_emissions(log_probs: torch.Tensor, lengths: torch.Tensor, blank: int = 0
+                         ) -> List[Tuple[List[int], List[int]]]:
+    """Best-path decoding of a padded batch, with the frame of each emission.
+
+    log_probs, lengths and blank as in :func:`ctc_greedy_search`. Returns per utterance (label ids, frames):
+    a label is emitted at a frame whose argmax is not blank and differs from the frame before.
+    """
     check_padded_batch(log_probs, lengths)
     best = log_probs.argmax(dim=-1)  # (N, T)
     frames = torch.arange(best.size(1), device=best.device)
     valid = frames.unsqueeze(0) < lengths.to(best.device).unsqueeze(1)  # (N, T)
     previous = F.pad(best[:, :-1], (1, 0), value=-1)  # (N, T): the argmax of the frame before, -1 at t = 0
     keep = valid & (best != blank) & (best != previous)
-    return [best[n][keep[n]].tolist() for n in range(best.size(0))]
+    return [(best[n][keep[n]].tolist(), frames[keep[n]].tolist()) for n in range(best.size(0))]
 
 
 def ctc_prefix_beam_search(

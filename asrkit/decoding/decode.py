@@ -17,45 +17,26 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
 from asrkit import config
 from asrkit.config import DecodingConfig
-from asrkit.training.checkpoint import Model, is_end_of_epoch, load_checkpoint, load_model, training_checkpoints
-from asrkit.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search
+from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, load_model, training_checkpoints
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
-from asrkit.model.ctc import CtcModel
+from asrkit.model.registry import ALL_SEARCH_METHODS, model_class, model_options
 
-#: decoding methods by model type
-METHODS = {"ctc": ("greedy", "prefix_beam"), "transducer": ("greedy", "beam", "modified_beam")}
 #: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
 DEFAULT_METHOD, DEFAULT_BEAM = "greedy", 10
 
 
 def add_search_flags(parser: argparse.ArgumentParser) -> None:
     """``--method`` and ``--beam``: the search of a decoding (here and in ``asrkit transcribe``)."""
-    parser.add_argument("--method", choices=sorted({m for ms in METHODS.values() for m in ms}), default=DEFAULT_METHOD,
+    parser.add_argument("--method", choices=ALL_SEARCH_METHODS, default=DEFAULT_METHOD,
                         help=f"CTC: greedy, prefix_beam; transducer: greedy, beam (Graves), modified_beam "
                              f"(default: {DEFAULT_METHOD})")
     parser.add_argument("--beam", type=int, default=DEFAULT_BEAM,
                         help=f"beam width of the beam searches (default: {DEFAULT_BEAM}; paper: 100)")
-
-
-def search(model: Model, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
-           ) -> List[List[int]]:
-    """Token ids of a batch. features: (N, T, C), feature_lens: (N,)."""
-    if isinstance(model, CtcModel):
-        log_probs, lens = model(features, feature_lens)
-        return ctc_greedy_search(log_probs, lens) if method == "greedy" else \
-            ctc_prefix_beam_search(log_probs, lens, beam=beam)
-    encoder_out, lens = model.encoder(features, feature_lens)
-    if method == "greedy":
-        return greedy_search_batch(model, encoder_out, lens)
-    if method == "beam":
-        return beam_search(model, encoder_out, lens, beam=beam)
-    return modified_beam_search(model, encoder_out, lens, beam=beam)
 
 
 def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
@@ -75,9 +56,10 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int, max
     """Token symbol sequences by cut id. avg: the config's ``decoding.avg``; device: auto, cpu or cuda (see
     asrkit.device)."""
     checkpoint = load_checkpoint(model_path)
-    model_type = checkpoint["model_options"]["type"]
-    if method not in METHODS[model_type]:
-        raise ValueError(f"{model_path}: a {model_type} model decodes with {METHODS[model_type]}, not {method!r}")
+    model_type = model_options(checkpoint["model_options"])["type"]
+    methods = model_class(model_type).search_methods
+    if method not in methods:
+        raise ValueError(f"{model_path}: a {model_type} model decodes with {methods}, not {method!r}")
     torch_device = resolve_device(device)
     model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
     dataset = RecognitionDataset.for_model(checkpoint)
@@ -88,7 +70,7 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int, max
     with torch.no_grad():
         for batch in progress_bar(map(lambda b: to_device(b, torch_device), loader), desc=f"decoding ({method})",
                                   unit="batch"):
-            ids = search(model, method, beam, batch["features"], batch["feature_lens"])
+            ids = model.search(method, beam, batch["features"], batch["feature_lens"])
             hyps.update(zip(batch["cut_ids"], (dataset.tokens.decode(i) for i in ids)))
     return hyps
 

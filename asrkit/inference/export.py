@@ -209,8 +209,7 @@ def export_model(model: PathLike, output: PathLike) -> torch.jit.ScriptModule:
     """
     transcriber = Transcriber(model)
     network = transcriber.model
-    wrapper = (ExportedCtc if isinstance(network, CtcModel) else ExportedTransducer)(
-        network, transcriber.mean, transcriber.std)
+    wrapper = network.exported(transcriber.mean, transcriber.std)
     scripted = torch.jit.script(wrapper.eval())
     units = transcriber.units.state()
     extra_files = {SENTENCEPIECE_FILE: units.pop("model")} if "model" in units else {}

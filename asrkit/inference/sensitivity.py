@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 
 from asrkit.io import atomic_output
 from asrkit.data.lang import BLANK
-from asrkit.model.ctc import CtcModel
-from asrkit.inference.transcribe import FRAME_SHIFT, AudioInput, GreedyPath, Transcriber, greedy_path
+from asrkit.inference.transcribe import FRAME_SHIFT, AudioInput, Transcriber
+from asrkit.model.interface import GreedyPath
 
 PathLike = Union[str, Path]
 DPI = 120
@@ -60,7 +60,7 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
     Without a phone, the first token emitted that is not silence or a closure (all fold to 39-phone "sil").
     """
     model = transcriber.model
-    path = greedy_path(model, transcriber.network_input(static))
+    path = model.greedy_path(transcriber.network_input(static))
     if phone is None:
         emitted = transcriber.tokens.decode(path.tokens)
         speech = [p for p in emitted if not transcriber.units.is_silence(p)]
@@ -78,13 +78,7 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
 
     static = static.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        x, lens = transcriber.network_input(static).unsqueeze(0), torch.tensor([static.size(0)])
-        if isinstance(model, CtcModel):
-            log_prob = model(x, lens)[0][0, frame, token]
-        else:
-            encoder_out = model.encoder(x, lens)[0][0, frame]
-            log_prob = model.joiner(model.joiner.project_encoder(encoder_out),
-                                    path.decoder_proj[frame]).log_softmax(dim=-1)[token]
+        log_prob = model.path_log_probs(transcriber.network_input(static), path)[frame, token]
         gradient, = torch.autograd.grad(log_prob, static)
     return Sensitivity(source, phone, frame, round(frame * transcriber.frame_shift, 3), gradient, path,
                        transcriber.tokens.decode(path.tokens))
@@ -94,7 +88,7 @@ def first_cut_with_speech(transcriber: Transcriber, cuts: PathLike) -> str:
     """The id of the first cut on which the model emits a phone other than silence (a weak model may emit
     only silence on some utterances; the figure needs a phone)."""
     for cut in CutSet.from_file(cuts):
-        path = greedy_path(transcriber.model, transcriber.network_input(torch.from_numpy(cut.load_features())))
+        path = transcriber.model.greedy_path(transcriber.network_input(torch.from_numpy(cut.load_features())))
         if any(not transcriber.units.is_silence(p) for p in transcriber.tokens.decode(path.tokens)):
             return cut.id
     raise ValueError(f"{cuts}: the model emits nothing but silence on every utterance")

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import soundfile
@@ -24,12 +24,12 @@ import torch
 from lhotse.augmentation.resample import Resample
 
 from asrkit.config import FeatureConfig
-from asrkit.training.checkpoint import Model, load_checkpoint, load_model
-from asrkit.decoding.decode import DEFAULT_BEAM, DEFAULT_METHOD, METHODS, search
+from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.decoding.decode import DEFAULT_BEAM, DEFAULT_METHOD
 from asrkit.device import resolve_device
 from asrkit.data.features import expand_features, input_dim, make_extractor
 from asrkit.data.lang import TokenTable
-from asrkit.model.ctc import CtcModel
+from asrkit.model.registry import model_class, model_options
 from asrkit.data.units import units_from_state
 
 PathLike = Union[str, Path]
@@ -58,23 +58,6 @@ class Transcript:
     def format(self) -> str:
         """``item@start`` separated by spaces, e.g. ``h#@0.00 sh@0.12 iy@0.24`` or ``HELLO@0.12 WORLD@0.60``."""
         return " ".join(f"{item}@{time:.2f}" for item, time in self.items)
-
-
-@dataclass
-class GreedyPath:
-    """The greedy search's path through one utterance.
-
-    tokens: emitted token ids; frames: the encoder frame at which each was emitted.
-    log_probs: (T', V) on the CPU, the output distribution at each encoder frame along the path (for a transducer, the
-        joiner's, given the prediction network's state at that frame).
-    decoder_proj: transducers only, (T', J) the projected prediction-network output used at each frame (on the
-        model's device).
-    """
-
-    tokens: List[int]
-    frames: List[int]
-    log_probs: torch.Tensor
-    decoder_proj: Optional[torch.Tensor]
 
 
 def resolve_model_path(model: PathLike) -> Path:
@@ -122,134 +105,6 @@ def _resampler(rate: int) -> Resample:
     return Resample(rate, SAMPLING_RATE)
 
 
-@torch.no_grad()
-def greedy_path(model: Model, features: torch.Tensor) -> GreedyPath:
-    """Greedy search on one utterance, keeping its path. features: (T, C) normalised network input, T >= 1.
-
-    The same decisions as :func:`asrkit.decoding.decode.search` with ``greedy``: for CTC the per-frame argmax, a token
-    emitted where it differs from blank and from the frame before; for a transducer at most one label per
-    frame, each label advancing the prediction network (as ``greedy_search_batch``).
-    """
-    x, lens, device = features.unsqueeze(0), torch.tensor([features.size(0)]), features.device
-    if isinstance(model, CtcModel):
-        log_probs = model(x, lens)[0][0].cpu()  # (T', V)
-        best = log_probs.argmax(dim=-1)
-        previous = torch.nn.functional.pad(best[:-1], (1, 0), value=-1)
-        frames = torch.nonzero((best != 0) & (best != previous)).squeeze(1)  # CTC's blank is token 0
-        return GreedyPath(best[frames].tolist(), frames.tolist(), log_probs, None)
-    blank = model.decoder.blank_id
-    encoder_proj = model.joiner.project_encoder(model.encoder(x, lens)[0][0])  # (T', J)
-    decoder_out, state = model.decoder(torch.tensor([[blank]], device=device))
-    decoder_proj = model.joiner.project_decoder(decoder_out[:, 0])  # (1, J)
-    tokens, frames, log_probs, used = [], [], [], []
-    for t in range(encoder_proj.size(0)):
-        frame_log_probs = model.joiner(encoder_proj[t : t + 1], decoder_proj).log_softmax(dim=-1)  # (1, V)
-        log_probs.append(frame_log_probs)
-        used.append(decoder_proj)
-        best = int(frame_log_probs.argmax())
-        if best != blank:
-            tokens.append(best)
-            frames.append(t)
-            out, state = model.decoder.step(torch.tensor([best], device=device), state)
-            decoder_proj = model.joiner.project_decoder(out)
-    return GreedyPath(tokens, frames, torch.cat(log_probs).cpu(), torch.cat(used))
-
-
-@torch.no_grad()
-def best_path_frames(model: Model, features: torch.Tensor, tokens: List[int], one_label_per_frame: bool = False
-                     ) -> List[int]:
-    """The encoder frame of each token on the most probable alignment of ``tokens`` with the utterance.
-
-    features: (T, C) normalised network input; tokens: label ids (no blank) that can be aligned with it.
-    one_label_per_frame: transducers only, see :func:`transducer_best_path_frames`.
-    """
-    x, lens, device = features.unsqueeze(0), torch.tensor([features.size(0)]), features.device
-    if isinstance(model, CtcModel):
-        return ctc_best_path_frames(model(x, lens)[0][0].double().cpu().numpy(), tokens)
-    blank = model.decoder.blank_id
-    decoder_out, _ = model.decoder(torch.tensor([[blank] + tokens], device=device))  # (1, U + 1, H): position u read u labels
-    encoder_proj = model.joiner.project_encoder(model.encoder(x, lens)[0][0])  # (T', J)
-    log_probs = model.joiner(encoder_proj.unsqueeze(1), model.joiner.project_decoder(decoder_out[0]).unsqueeze(0)
-                             ).log_softmax(dim=-1).double().cpu()  # (T', U + 1, V)
-    labels = torch.tensor(tokens, dtype=torch.long)
-    label_log_probs = log_probs[:, :-1].gather(2, labels.view(1, -1, 1).expand(log_probs.size(0), -1, 1))[..., 0]
-    return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy(), one_label_per_frame)
-
-
-def ctc_best_path_frames(log_probs: np.ndarray, tokens: List[int], blank: int = 0) -> List[int]:
-    """CTC Viterbi alignment: the first frame of each token's segment on the most probable path.
-
-    log_probs: (T, V) one utterance's network output. The path runs through blank, y1, blank, y2, ...,
-    blank; it may skip a blank between two different labels, never a label.
-    """
-    if not tokens:
-        return []
-    states = np.full(2 * len(tokens) + 1, blank)
-    states[1::2] = tokens
-    emissions = log_probs[:, states]  # (T, S)
-    can_skip = np.zeros(len(states), dtype=bool)  # from state s - 2 to s: a label that differs from the last
-    can_skip[3::2] = states[3::2] != states[1:-2:2]
-    num_frames = log_probs.shape[0]
-    alpha = np.full(len(states), -np.inf)
-    alpha[:2] = emissions[0, :2]
-    moves = np.zeros((num_frames, len(states)), dtype=np.int64)  # states moved forward to arrive: 0, 1 or 2
-    for t in range(1, num_frames):
-        step = np.concatenate([[-np.inf], alpha[:-1]])
-        skip = np.where(can_skip, np.concatenate([[-np.inf, -np.inf], alpha[:-2]]), -np.inf)
-        candidates = np.stack([alpha, step, skip])
-        moves[t] = candidates.argmax(axis=0)
-        alpha = candidates.max(axis=0) + emissions[t]
-    state = len(states) - 1 if alpha[-1] >= alpha[-2] else len(states) - 2
-    if not np.isfinite(alpha[state]):
-        raise ValueError(f"{len(tokens)} labels cannot be aligned with {num_frames} frames")
-    path = np.empty(num_frames, dtype=np.int64)
-    for t in range(num_frames - 1, -1, -1):
-        path[t] = state
-        state -= moves[t, state]
-    return [int(np.argmax(path == 2 * k + 1)) for k in range(len(tokens))]
-
-
-def transducer_best_path_frames(blank_log_probs: np.ndarray, label_log_probs: np.ndarray,
-                                one_label_per_frame: bool = False) -> List[int]:
-    """Transducer Viterbi alignment: the frame at which each label is emitted on the most probable path.
-
-    blank_log_probs: (T, U + 1) log P(blank) at frame t after u labels; label_log_probs: (T, U) log P(label
-    u + 1) there. Paths start at frame 0 with no label. In the transducer's own lattice (Graves 2012, and his
-    beam search) a label keeps the frame and blank moves to the next, the last frame ending with blank.
-    ``one_label_per_frame`` is the lattice of greedy and modified beam search instead: every frame emits
-    exactly one token, blank or a label, and moves to the next.
-    """
-    num_frames, num_positions = blank_log_probs.shape
-    # alpha[t, u]: the best log probability of arriving at frame t (t = T: the end) with u labels emitted
-    alpha = np.full((num_frames + 1, num_positions), -np.inf)
-    by_label = np.zeros((num_frames + 1, num_positions), dtype=bool)  # the best way in was a label (else blank)
-    alpha[0, 0] = 0.0
-    for t in range(num_frames + 1):
-        for u in range(num_positions):
-            if t == u == 0:
-                continue
-            from_blank = alpha[t - 1, u] + blank_log_probs[t - 1, u] if t > 0 else -np.inf
-            if one_label_per_frame:
-                from_label = alpha[t - 1, u - 1] + label_log_probs[t - 1, u - 1] if t > 0 and u > 0 else -np.inf
-            else:
-                from_label = alpha[t, u - 1] + label_log_probs[t, u - 1] if 0 < u and t < num_frames else -np.inf
-            by_label[t, u] = from_label > from_blank
-            alpha[t, u] = max(from_blank, from_label)
-    if not np.isfinite(alpha[num_frames, num_positions - 1]):
-        raise ValueError(f"{num_positions - 1} labels cannot be aligned with {num_frames} frames")
-    frames = [0] * (num_positions - 1)
-    t, u = num_frames, num_positions - 1
-    while t > 0 or u > 0:
-        if by_label[t, u]:
-            if one_label_per_frame:
-                t -= 1  # the label took up frame t - 1
-            frames[u - 1] = t
-            u -= 1
-        else:
-            t -= 1
-    return frames
-
-
 class Transcriber:
     """A trained model (model.pt, or the experiment directory holding it) ready to transcribe audio.
 
@@ -264,10 +119,11 @@ class Transcriber:
         if missing:
             raise ValueError(f"{self.model_path}: not an acoustic model of the training stage (it lacks "
                              f"{', '.join(missing)})")
-        self.model_type = checkpoint["model_options"]["type"]
-        if method not in METHODS[self.model_type]:
-            raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with "
-                             f"{', '.join(METHODS[self.model_type])}, not {method!r}")
+        self.model_type = model_options(checkpoint["model_options"])["type"]
+        methods = model_class(self.model_type).search_methods
+        if method not in methods:
+            raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with {', '.join(methods)}, "
+                             f"not {method!r}")
         self.method, self.beam = method, beam
         self.input_dim = checkpoint["input_dim"]  # the network's input: static features, with deltas if trained so
         self.device = resolve_device(device)
@@ -323,14 +179,13 @@ class Transcriber:
         samples, source = self.load_audio(audio, index)
         features = self.network_input(self.static_features(samples, source))  # (T, C)
         if self.method == "greedy":
-            path = greedy_path(self.model, features)
+            path = self.model.greedy_path(features)
             tokens, frames = path.tokens, path.frames
         else:
             with torch.no_grad():
-                tokens = search(self.model, self.method, self.beam, features.unsqueeze(0),
-                                torch.tensor([features.size(0)]))[0]
-            frames = best_path_frames(self.model, features, tokens,
-                                      one_label_per_frame=self.method == "modified_beam")
+                tokens = self.model.search(self.method, self.beam, features.unsqueeze(0),
+                                           torch.tensor([features.size(0)]))[0]
+            frames = self.model.best_path_frames(features, tokens, self.method)
         # frame starts are whole milliseconds: rounding only removes the float products' noise
         symbols, times = self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames]
         return Transcript(source, symbols, times, samples.numel() / SAMPLING_RATE, self.units.timed(symbols, times))

@@ -1,27 +1,68 @@
 """CTC model: encoder + linear output layer over the tokens (blank = 0)."""
 
-from typing import Tuple
+from typing import Any, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
-from asrkit.model.encoder import BiLstmEncoder
+from asrkit.decoding.alignment import ctc_best_path_frames
+from asrkit.decoding.ctc_search import ctc_greedy_emissions, ctc_greedy_search, ctc_prefix_beam_search
+from asrkit.model.interface import AcousticModel, GreedyPath
 
 
-class CtcModel(nn.Module):
-    def __init__(self, encoder: BiLstmEncoder, vocab_size: int):
+class CtcModel(AcousticModel):
+    search_methods = ("greedy", "prefix_beam")
+
+    def __init__(self, encoder: nn.Module, vocab_size: int):
         super().__init__()
         self.encoder = encoder
         self.output = nn.Linear(encoder.output_dim, vocab_size)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "CtcModel":
+        return cls(encoder, vocab_size)
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """x: (N, T, C) -> log-probabilities (N, T', V) and their lengths (N,)."""
         encoded, lens = self.encoder(x, x_lens)
         return self.output(encoded).log_softmax(dim=-1), lens
 
-    def loss(self, x: torch.Tensor, x_lens: torch.Tensor, targets: torch.Tensor, target_lens: torch.Tensor
-             ) -> torch.Tensor:
-        """CTC loss summed over the batch. targets: (N, U) padded, target_lens: (N,)."""
-        log_probs, lens = self(x, x_lens)
-        return nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, lens, target_lens, blank=0,
-                                      reduction="sum", zero_infinity=True)
+    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
+                      batch_index: int) -> torch.Tensor:
+        """CTC loss summed over the batch (see :meth:`AcousticModel.training_loss`; no options)."""
+        log_probs, lens = self(batch["features"], batch["feature_lens"])
+        return nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"],
+                                      blank=0, reduction="sum", zero_infinity=True)
+
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
+               ) -> List[List[int]]:
+        log_probs, lens = self(features, feature_lens)
+        if method == "greedy":
+            return ctc_greedy_search(log_probs, lens)
+        if method == "prefix_beam":
+            return ctc_prefix_beam_search(log_probs, lens, beam=beam)
+        raise ValueError(f"a CTC model decodes with {self.search_methods}, not {method!r}")
+
+    @torch.no_grad()
+    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
+        log_probs = self.utterance_log_probs(features).cpu()  # (T', V)
+        (tokens, frames), = ctc_greedy_emissions(log_probs.unsqueeze(0), torch.tensor([log_probs.size(0)]))
+        return GreedyPath(tokens, frames, log_probs)
+
+    def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
+        """The network's output: CTC's distribution at a frame does not depend on the path."""
+        return self.utterance_log_probs(features)
+
+    @torch.no_grad()
+    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
+        """CTC's alignments are the same for both searches."""
+        return ctc_best_path_frames(self.utterance_log_probs(features).double().cpu().numpy(), tokens)
+
+    def utterance_log_probs(self, features: torch.Tensor) -> torch.Tensor:
+        """features: (T, C) one utterance -> (T', V) log-probabilities."""
+        return self(features.unsqueeze(0), torch.tensor([features.size(0)]))[0][0]
+
+    def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
+        from asrkit.inference.export import ExportedCtc  # imported here: export imports the model types
+
+        return ExportedCtc(self, mean, std)

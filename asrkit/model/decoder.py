@@ -1,6 +1,6 @@
 """The prediction network of the transducer (Graves 2012): an LSTM language model over the previous tokens."""
 
-from typing import Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -26,6 +26,12 @@ class Decoder(nn.Module):
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.lm_output = nn.Linear(hidden_size, vocab_size)
         self.output_dim = hidden_size
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], vocab_size: int) -> "Decoder":
+        """From the model options ``decoder_embedding_dim``, ``decoder_hidden_size``, ``decoder_num_layers``."""
+        return cls(vocab_size, options["decoder_embedding_dim"], options["decoder_hidden_size"],
+                   options["decoder_num_layers"])
 
     def forward(self, y: torch.Tensor, state: Optional[LstmState] = None) -> Tuple[torch.Tensor, LstmState]:
         """y: (N, U) token ids, a sequence starting with blank or the continuation of ``state``.

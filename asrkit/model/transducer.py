@@ -6,23 +6,30 @@ a "simple" loss whose joiner is just the sum of linear projections of the encode
 consecutive label positions matter at each frame; the real joiner is then evaluated only there.
 """
 
-from typing import Tuple
+from typing import Any, List, Mapping, Tuple
 
 import torch
 from torch import nn
 
+from asrkit.config import TransducerConfig
+from asrkit.decoding.alignment import transducer_best_path_frames
 from asrkit.model.decoder import Decoder
+from asrkit.model.interface import AcousticModel, GreedyPath
 from asrkit.model.joiner import Joiner
 from asrkit.model.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
     rnnt_loss_smoothed
 
 
-class Transducer(nn.Module):
+class Transducer(AcousticModel):
     """Encoder (transcription network), decoder (prediction network) and joiner, plus the simple projections.
 
     ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', encoder.output_dim), (N,)`` is any encoder with that
     interface, e.g. :class:`asrkit.model.encoder.BiLstmEncoder`.
     """
+
+    search_methods = ("greedy", "beam", "modified_beam")
+    #: the searches that emit at most one label per frame (the others, Graves's, several)
+    one_label_per_frame_methods = ("greedy", "modified_beam")
 
     def __init__(self, encoder: nn.Module, decoder: Decoder, joiner: Joiner, vocab_size: int):
         super().__init__()
@@ -31,6 +38,14 @@ class Transducer(nn.Module):
         self.joiner = joiner
         self.simple_am_proj = nn.Linear(encoder.output_dim, vocab_size)
         self.simple_lm_proj = nn.Linear(decoder.output_dim, vocab_size)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "Transducer":
+        """The prediction network and joiner sizes: ``decoder_*`` (see :meth:`Decoder.from_options`) and
+        ``joiner_dim``."""
+        decoder = Decoder.from_options(options, vocab_size)
+        joiner = Joiner(encoder.output_dim, decoder.output_dim, options["joiner_dim"], vocab_size)
+        return cls(encoder, decoder, joiner, vocab_size)
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor, y_padded: torch.Tensor, y_lens: torch.Tensor, *,
                 prune_range: int, am_scale: float, lm_scale: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -82,3 +97,93 @@ class Transducer(nn.Module):
             pruned_loss = rnnt_loss_pruned(logits=logits.float(), symbols=symbols, ranges=ranges,
                                            termination_symbol=blank, boundary=boundary, reduction="sum")
         return simple_loss, pruned_loss
+
+    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig,
+                      batch_index: int) -> torch.Tensor:
+        """icefall's recipe: ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the first
+        ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has learnt
+        something), 0.1 for as many more, then 1; with ``loss: full``, the full transducer loss alone.
+
+        loss_options: the config's ``transducer`` section (loss, prune_range, am_scale, lm_scale,
+        simple_loss_scale, warmup_batches).
+        """
+        t = loss_options
+        simple, transducer_loss = self(batch["features"], batch["feature_lens"], batch["targets"],
+                                       batch["target_lens"], prune_range=t.prune_range, am_scale=t.am_scale,
+                                       lm_scale=t.lm_scale, loss=t.loss)
+        if t.loss == "full":
+            return transducer_loss
+        warmup = t.warmup_batches
+        pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
+        return t.simple_loss_scale * simple + pruned_scale * transducer_loss
+
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
+               ) -> List[List[int]]:
+        # imported here: the searches import this module
+        from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
+
+        encoder_out, lens = self.encoder(features, feature_lens)
+        if method == "greedy":
+            return greedy_search_batch(self, encoder_out, lens)
+        if method == "beam":
+            return beam_search(self, encoder_out, lens, beam=beam)
+        if method == "modified_beam":
+            return modified_beam_search(self, encoder_out, lens, beam=beam)
+        raise ValueError(f"a transducer decodes with {self.search_methods}, not {method!r}")
+
+    @torch.no_grad()
+    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
+        """At most one label per frame, each label advancing the prediction network (as ``greedy_search_batch``
+        decides for a batch)."""
+        device, blank = features.device, self.decoder.blank_id
+        encoder_proj = self.joiner.project_encoder(self.utterance_encoding(features))  # (T', J)
+        decoder_out, state = self.decoder(torch.tensor([[blank]], device=device))
+        decoder_proj = self.joiner.project_decoder(decoder_out[:, 0])  # (1, J)
+        tokens, frames, log_probs = [], [], []
+        for t in range(encoder_proj.size(0)):
+            frame_log_probs = self.joiner(encoder_proj[t : t + 1], decoder_proj).log_softmax(dim=-1)  # (1, V)
+            log_probs.append(frame_log_probs)
+            best = int(frame_log_probs.argmax())
+            if best != blank:
+                tokens.append(best)
+                frames.append(t)
+                out, state = self.decoder.step(torch.tensor([best], device=device), state)
+                decoder_proj = self.joiner.project_decoder(out)
+        return GreedyPath(tokens, frames, torch.cat(log_probs).cpu())
+
+    def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
+        """The joiner's distribution at each frame, given the prediction network's state after the labels the
+        path emitted before that frame (which depends on those labels only, not on the input)."""
+        device, blank = features.device, self.decoder.blank_id
+        with torch.no_grad():  # the prediction network's states, as the greedy path computed them
+            decoder_out, state = self.decoder(torch.tensor([[blank]], device=device))
+            decoder_outs = [decoder_out[:, 0]]
+            for token in path.tokens:
+                out, state = self.decoder.step(torch.tensor([token], device=device), state)
+                decoder_outs.append(out)
+            decoder_proj = self.joiner.project_decoder(torch.cat(decoder_outs))  # (U + 1, J)
+        encoder_proj = self.joiner.project_encoder(self.utterance_encoding(features))  # (T', J)
+        frames = torch.arange(encoder_proj.size(0))
+        labels_before = torch.searchsorted(torch.tensor(path.frames, dtype=torch.long), frames)  # (T',)
+        return self.joiner(encoder_proj, decoder_proj[labels_before.to(device)]).log_softmax(dim=-1)
+
+    @torch.no_grad()
+    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
+        blank = self.decoder.blank_id
+        decoder_out, _ = self.decoder(torch.tensor([[blank] + tokens], device=features.device))  # (1, U + 1, H)
+        encoder_proj = self.joiner.project_encoder(self.utterance_encoding(features))  # (T', J)
+        log_probs = self.joiner(encoder_proj.unsqueeze(1), self.joiner.project_decoder(decoder_out[0]).unsqueeze(0)
+                                ).log_softmax(dim=-1).double().cpu()  # (T', U + 1, V): position u read u labels
+        labels = torch.tensor(tokens, dtype=torch.long)
+        label_log_probs = log_probs[:, :-1].gather(2, labels.view(1, -1, 1).expand(log_probs.size(0), -1, 1))[..., 0]
+        return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy(),
+                                           one_label_per_frame=method in self.one_label_per_frame_methods)
+
+    def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
+        from asrkit.inference.export import ExportedTransducer  # imported here: export imports the model types
+
+        return ExportedTransducer(self, mean, std)
+
+    def utterance_encoding(self, features: torch.Tensor) -> torch.Tensor:
+        """features: (T, C) one utterance -> (T', encoder.output_dim)."""
+        return self.encoder(features.unsqueeze(0), torch.tensor([features.size(0)]))[0][0]

@@ -6,12 +6,10 @@ Text before and after the table is kept as it is, so the file can carry a hand-w
 import re
 from numbers import Real
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 from asrkit.io import atomic_output
 
-#: Table columns, in order. Recipes may append columns here, or pass their own list (e.g. with "WER").
-COLUMNS: List[str] = ["model", "decoding", "PER", "ins", "del", "sub", "params", "epochs", "RTF"]
 #: A row replaces the existing row with the same values in these columns.
 KEY_COLUMNS: Tuple[str, ...] = ("model", "decoding")
 #: Number formats by column; other floats get ``DEFAULT_FLOAT_FORMAT``, other values ``str``.
@@ -30,17 +28,17 @@ _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 def update_results_table(
     path: Union[str, Path],
     row: dict,
-    columns: Optional[Sequence[str]] = None,
+    columns: Sequence[str],
     header: str = DEFAULT_HEADER,
 ) -> None:
     """Put ``row`` into the results table at ``path``: replace the row with the same (model, decoding), else
     append; rows are sorted by model then decoding (numbers inside names compare numerically).
 
     row: values by column name; the key columns are required, missing columns are left empty.
-    columns: the table's columns, :data:`COLUMNS` by default; columns found only in the existing file are kept
+    columns: the table's columns, in order; columns found only in the existing file are kept
         after them. header: text written above the table when ``path`` does not exist yet.
     """
-    columns = list(COLUMNS if columns is None else columns)
+    columns = list(columns)
     missing_keys = [key for key in KEY_COLUMNS if row.get(key) in (None, "")]
     if missing_keys:
         raise ValueError(f"results row lacks the key columns {missing_keys}: {row}")

@@ -1,5 +1,5 @@
 """Checkpoints: written atomically, loaded safely (``weights_only=True``), named by the training position, and
-rebuilt into models.
+rebuilt into models (by the model registry, :mod:`asrkit.model.registry`).
 
 Training writes ``checkpoints/epoch-E.pt`` at the end of epoch E and ``checkpoints/epoch-E-batch-B.pt`` after
 B batches (optimiser steps) of it; :func:`checkpoint_name` and :func:`checkpoint_position` are the one place
@@ -7,24 +7,15 @@ that format is written and read.
 """
 
 import re
-from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from asrkit.config import ModelConfig, TransducerConfig
 from asrkit.io import atomic_output
-from asrkit.model.ctc import CtcModel
-from asrkit.model.decoder import Decoder
-from asrkit.model.encoder import BiLstmEncoder
-from asrkit.model.joiner import Joiner
-from asrkit.model.transducer import Transducer
+from asrkit.model.interface import AcousticModel
+from asrkit.model.registry import build_model
 
-MODEL_TYPES = ("ctc", "transducer")
-Model = Union[CtcModel, Transducer]
-#: the transducer section's keys that size the network (the rest are the loss's)
-TRANSDUCER_SIZES = (*TransducerConfig.DECODER_KEYS, "joiner_dim")
 CHECKPOINT_NAME = re.compile(r"epoch-(\d+)(?:-batch-(\d+))?\.pt")
 
 
@@ -52,42 +43,6 @@ def training_checkpoints(checkpoint_dir: Path) -> List[Path]:
 
 def is_end_of_epoch(path: Path) -> bool:
     return checkpoint_position(path)[1] is None
-
-
-def model_options(model_type: str, model: ModelConfig, transducer: TransducerConfig) -> Dict[str, Any]:
-    """What a checkpoint stores to rebuild its network, as plain data: the model section, the type and, for a
-    transducer, the sizes of its prediction network and joiner."""
-    options = {**asdict(model), "type": model_type}
-    if model_type == "transducer":
-        options.update({key: getattr(transducer, key) for key in TRANSDUCER_SIZES})
-    return options
-
-
-def _section_of(options: Dict[str, Any], section):
-    """The keys of ``section`` among stored model options, the others at the schema's defaults."""
-    return section.from_dict({f.name: options[f.name] for f in fields(section) if f.name in options})
-
-
-def build_decoder(transducer: TransducerConfig, vocab_size: int) -> Decoder:
-    """The transducer's prediction network (also trained alone as a phone LM for PRETRANS)."""
-    return Decoder(vocab_size, transducer.decoder_embedding_dim, transducer.decoder_hidden_size,
-                   transducer.decoder_num_layers)
-
-
-def build_model(options: Dict[str, Any], input_dim: int, vocab_size: int) -> Model:
-    """A CTC model or a transducer on the deep bidirectional LSTM encoder, from model options
-    (:func:`model_options`)."""
-    model = _section_of(options, ModelConfig)
-    encoder = BiLstmEncoder(input_dim, model.hidden_size, model.num_layers, model.stack_frames, model.dropout,
-                            peephole=model.peephole)
-    if options["type"] == "ctc":
-        return CtcModel(encoder, vocab_size)
-    if options["type"] == "transducer":
-        transducer = _section_of(options, TransducerConfig)
-        decoder = build_decoder(transducer, vocab_size)
-        joiner = Joiner(encoder.output_dim, decoder.output_dim, transducer.joiner_dim, vocab_size)
-        return Transducer(encoder, decoder, joiner, vocab_size)
-    raise ValueError(f"unknown model type {options['type']!r}: expected one of {MODEL_TYPES}")
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
@@ -118,7 +73,7 @@ def average_weights(paths: List[Path]) -> Dict[str, torch.Tensor]:
             for name in states[0]}
 
 
-def load_model(path: Path, average: List[Path] = ()) -> Model:
+def load_model(path: Path, average: List[Path] = ()) -> AcousticModel:
     """Rebuild the model stored in a checkpoint, in eval mode; with ``average``, use the mean of those
     checkpoints' weights instead of the file's own."""
     checkpoint = load_checkpoint(path)

@@ -24,7 +24,8 @@ from torch.nn.utils.rnn import pad_sequence
 from asrkit import config
 from asrkit.config import PhoneLmConfig, TransducerConfig, UnitsConfig
 from asrkit.data.dataset import token_ids
-from asrkit.training.checkpoint import build_decoder, save_checkpoint
+from asrkit.model.registry import build_decoder
+from asrkit.training.checkpoint import save_checkpoint
 from asrkit.io import atomic_output
 from asrkit.data.lang import TokenTable
 from asrkit.model.decoder import Decoder
@@ -65,7 +66,7 @@ def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir:
     train_set = token_sequences(train_cuts, tokens, units)
     dev_set = token_sequences(dev_cuts, tokens, units)
     torch.manual_seed(seed)
-    decoder = build_decoder(transducer, len(tokens))
+    decoder = build_decoder(asdict(transducer), len(tokens))
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lm.lr)
     logging.info(f"token LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} tokens); "
                  f"dev perplexity before training {perplexity(decoder, dev_set, lm.batch_size):.1f}")

@@ -40,10 +40,10 @@ from torch.utils.tensorboard import SummaryWriter
 
 from asrkit import config
 from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig
-from asrkit.training.checkpoint import (MODEL_TYPES, Model, build_model, checkpoint_name, is_end_of_epoch,
-                                        load_checkpoint, load_weights, model_options, save_checkpoint,
-                                        training_checkpoints)
-from asrkit.decoding.decode import search
+from asrkit.model.interface import AcousticModel
+from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
+from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
+                                        save_checkpoint, training_checkpoints)
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
@@ -51,7 +51,6 @@ from asrkit.data.features import input_dim, load_stats
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.data.lang import TokenTable
-from asrkit.model.ctc import CtcModel
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.data.units import Units, load_units
 
@@ -77,7 +76,7 @@ class TrainingSetup:
         the training's run-only settings (and a CTC model's transducer section), and the pretrained parts'
         files."""
         shaping = {"seed": self.seed, "units": asdict(self.units), "features": asdict(self.features),
-                   "model": model_options(self.model_type, self.model, self.transducer),
+                   "model": stored_model_options(self.model_type, self.model, self.transducer),
                    "training": {k: v for k, v in asdict(self.training).items()
                                 if k not in TrainingConfig.RUN_ONLY_KEYS},
                    "init": {part: file_digest(path) for part, path in self.init.items()}}
@@ -135,31 +134,17 @@ def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: in
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-def batch_loss(model: Model, batch: Dict, transducer: TransducerConfig, batch_index: int) -> torch.Tensor:
-    """The training loss of a batch, summed over its utterances.
-
-    Transducer (icefall's recipe): ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the
-    first ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has
-    learnt something), 0.1 for as many more, then 1.
-    """
-    x, x_lens, y, y_lens = batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"]
-    if isinstance(model, CtcModel):
-        return model.loss(x, x_lens, y, y_lens)
-    t = transducer
-    simple, transducer_loss = model(x, x_lens, y, y_lens, prune_range=t.prune_range, am_scale=t.am_scale,
-                                    lm_scale=t.lm_scale, loss=t.loss)
-    if t.loss == "full":
-        return transducer_loss
-    warmup = t.warmup_batches
-    pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
-    return t.simple_loss_scale * simple + pruned_scale * transducer_loss
+def batch_loss(model: AcousticModel, batch: Dict, transducer: TransducerConfig, batch_index: int) -> torch.Tensor:
+    """The training loss of a batch, summed over its utterances (the model's :meth:`training_loss`, given the
+    config's ``transducer`` section)."""
+    return model.training_loss(batch, transducer, batch_index)
 
 
 class TrainingLoss(torch.nn.Module):
     """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
     synchronises the gradients of what its module's ``forward`` computes."""
 
-    def __init__(self, model: Model, transducer: TransducerConfig):
+    def __init__(self, model: AcousticModel, transducer: TransducerConfig):
         super().__init__()
         self.model, self.transducer = model, transducer
 
@@ -167,7 +152,7 @@ class TrainingLoss(torch.nn.Module):
         return batch_loss(self.model, batch, self.transducer, batch_index)
 
 
-def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
+def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
              device: torch.device) -> Dict[str, Any]:
     """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
     metric: PER on 39 folded phones, or WER on the words the pieces make."""
@@ -177,7 +162,7 @@ def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer:
         for batch in map(lambda b: to_device(b, device), loader):
             total_loss += batch_loss(model, batch, transducer, batch_index=sys.maxsize).item()
             count += len(batch["cut_ids"])
-            greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
+            greedy = model.search("greedy", 1, batch["features"], batch["feature_lens"])
             for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
                 refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
                 hyps[cut_id] = units.scored(tokens.decode(ids))
@@ -186,7 +171,7 @@ def evaluate(model: Model, loader, tokens: TokenTable, units: Units, transducer:
             "dev_error_rate": score_utterances(refs, hyps).totals.rate}
 
 
-def initialise(model: Model, init: Dict[str, Path]) -> None:
+def initialise(model: AcousticModel, init: Dict[str, Path]) -> None:
     """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
     if "encoder" in init:
         weights = load_checkpoint(Path(init["encoder"]))["model"]
@@ -318,8 +303,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
 
     torch.manual_seed(seed)
     dim = input_dim(setup.features)
-    stored_model_options = model_options(setup.model_type, setup.model, setup.transducer)
-    model = build_model(stored_model_options, dim, len(tokens))
+    model_options = stored_model_options(setup.model_type, setup.model, setup.transducer)
+    model = build_model(model_options, dim, len(tokens))
     initialise(model, setup.init)
     model.to(torch_device)
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
@@ -331,7 +316,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     scaler = torch.amp.GradScaler("cuda", enabled=training.amp)
     checkpoint_dir = exp_dir / "checkpoints"
     # Everything needed to use the model without the recipe: decoding and transcription read only this.
-    model_info = {"model_options": stored_model_options, "input_dim": dim, "vocab_size": len(tokens),
+    model_info = {"model_options": model_options, "input_dim": dim, "vocab_size": len(tokens),
                   "tokens": tokens.symbols, "units": units.state(), "feature_options": asdict(setup.features),
                   "stats": stats, "options_digest": digest}
     history: List[Dict[str, float]] = []
@@ -354,7 +339,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
     num_params = sum(p.numel() for p in model.parameters())
     accumulate = training.accumulate_batches
-    logging.info(f"model: {stored_model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
+    logging.info(f"model: {model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
                  f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
                  f"{group.world_size} process(es) x {accumulate} batch(es) per step")
     net = TrainingLoss(model, setup.transducer)

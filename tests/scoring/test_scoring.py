@@ -7,7 +7,7 @@ import pytest
 
 from asrkit.data.phones import fold, phone_set
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
-from asrkit.scoring.results import COLUMNS, update_results_table
+from asrkit.scoring.results import update_results_table
 from asrkit.scoring.error_rates import (
     DELETION,
     EPS,
@@ -20,6 +20,8 @@ from asrkit.scoring.error_rates import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: the columns of a phone recipe's RESULTS.md (asrkit.scoring.score passes its own)
+COLUMNS = ["model", "decoding", "PER", "ins", "del", "sub", "params", "epochs", "RTF"]
 
 
 @pytest.fixture
@@ -134,11 +136,12 @@ def _table_rows(path):
 def test_results_table_replaces_same_key_and_appends_new_keys_sorted(tmp_path):
     path = tmp_path / "RESULTS.md"
     base = {"model": "blstm5", "PER": 18.634, "ins": 150, "del": 420, "sub": 771, "params": 3822336, "epochs": 20}
-    update_results_table(path, dict(base, decoding="greedy", RTF=0.0123))
-    update_results_table(path, dict(base, decoding="beam100", PER=18.1))
-    update_results_table(path, dict(base, model="blstm3", decoding="greedy", PER=19.5))
-    update_results_table(path, dict(base, decoding="beam10", PER=18.3))
-    update_results_table(path, dict(base, decoding="greedy", PER=18.0, RTF=0.02))  # replaces the first row
+    update_results_table(path, dict(base, decoding="greedy", RTF=0.0123), columns=COLUMNS)
+    update_results_table(path, dict(base, decoding="beam100", PER=18.1), columns=COLUMNS)
+    update_results_table(path, dict(base, model="blstm3", decoding="greedy", PER=19.5), columns=COLUMNS)
+    update_results_table(path, dict(base, decoding="beam10", PER=18.3), columns=COLUMNS)
+    update_results_table(path, dict(base, decoding="greedy", PER=18.0, RTF=0.02),
+                         columns=COLUMNS)  # replaces the first row
 
     text = path.read_text()
     assert text.startswith("# Results\n\n")
@@ -162,7 +165,7 @@ def test_results_table_keeps_surrounding_text_and_extra_columns(tmp_path):
         "| model | decoding | PER | lm |\n|---|---|---|---|\n| old | greedy | 20.00 | none |\n"
         "\nFootnote.\n"
     )
-    update_results_table(path, {"model": "new", "decoding": "greedy", "PER": 17.25})
+    update_results_table(path, {"model": "new", "decoding": "greedy", "PER": 17.25}, columns=COLUMNS)
     text = path.read_text()
     assert text.startswith("# TIMIT\n\nHand-written notes.\n\n|")
     assert text.endswith("\nFootnote.\n")
@@ -170,9 +173,9 @@ def test_results_table_keeps_surrounding_text_and_extra_columns(tmp_path):
     assert rows[0][:3] == ["new", "greedy", "17.25"] and rows[0][-1] == ""
     assert rows[1][:3] == ["old", "greedy", "20.00"] and rows[1][-1] == "none"
     with pytest.raises(ValueError, match="key columns"):
-        update_results_table(path, {"model": "x", "PER": 1.0})
+        update_results_table(path, {"model": "x", "PER": 1.0}, columns=COLUMNS)
     with pytest.raises(ValueError, match="bogus"):
-        update_results_table(path, {"model": "x", "decoding": "greedy", "bogus": 1})
+        update_results_table(path, {"model": "x", "decoding": "greedy", "bogus": 1}, columns=COLUMNS)
 
 
 def test_plots_write_png_files(report, tmp_path):

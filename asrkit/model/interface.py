@@ -1,0 +1,87 @@
+"""What the stages ask of a model: the interface every model type implements (see docs/new_model.md).
+
+Training calls :meth:`AcousticModel.training_loss`; decoding and the dev evaluation :meth:`~AcousticModel.search`
+with one of the model's :attr:`~AcousticModel.search_methods`; transcription :meth:`~AcousticModel.greedy_path`
+and :meth:`~AcousticModel.best_path_frames`; the sensitivity figure :meth:`~AcousticModel.path_log_probs`; export
+:meth:`~AcousticModel.exported`. Nothing outside a model type's own file asks which type a model is.
+
+Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', encoder.output_dim), (N,)``, with
+``T' = ceil(T / encoder.stack_frames)`` (see :mod:`asrkit.model.registry` for the encoders).
+"""
+
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, List, Mapping, Tuple
+
+import torch
+from torch import nn
+
+
+@dataclass
+class GreedyPath:
+    """The greedy search's path through one utterance.
+
+    tokens: emitted token ids; frames: the encoder frame at which each was emitted (ascending).
+    log_probs: (T', V) on the CPU, the output distribution at each encoder frame along the path (for a
+        transducer, the joiner's, given the prediction network's state at that frame).
+    """
+
+    tokens: List[int]
+    frames: List[int]
+    log_probs: torch.Tensor
+
+
+class AcousticModel(nn.Module, metaclass=ABCMeta):
+    """Base class of the model types: an encoder and whatever turns its output into tokens (blank = 0).
+
+    A model type that leaves out a method cannot be instantiated (``abstractmethod``).
+    """
+
+    #: the searches :meth:`search` runs, ``"greedy"`` first (the one the dev evaluation uses)
+    search_methods: ClassVar[Tuple[str, ...]]
+    encoder: nn.Module
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "AcousticModel":
+        """The model around ``encoder``, from the model options (defaults filled in, see
+        :mod:`asrkit.model.registry`), with ``vocab_size`` output tokens (blank included)."""
+
+    @abstractmethod
+    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
+                      batch_index: int) -> torch.Tensor:
+        """The loss of a batch, summed over its utterances: what training minimises.
+
+        batch: ``features`` (N, T, C), ``feature_lens`` (N,), ``targets`` (N, U) padded token ids,
+        ``target_lens`` (N,). loss_options: the config's section for this model type's loss, a dataclass of
+        :mod:`asrkit.config` (:class:`~asrkit.config.TransducerConfig` for transducers; unused by CTC). batch_index: batches trained on so far (a loss may
+        change with it, as the transducer's warm-up does); ``sys.maxsize`` on dev.
+        """
+
+    @abstractmethod
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
+               ) -> List[List[int]]:
+        """Token ids (no blank) of a padded batch by one of :attr:`search_methods`; beam: its width (unused by
+        greedy). features: (N, T, C), feature_lens: (N,). Run under ``torch.no_grad()``, in eval mode."""
+
+    @abstractmethod
+    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
+        """The greedy search on one utterance, with the frame of each emission. features: (T, C), T >= 1.
+
+        Emits the same tokens as ``search("greedy", ...)`` on a batch of that one utterance.
+        """
+
+    @abstractmethod
+    def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
+        """(T', V) log-probabilities along ``path`` (as :attr:`GreedyPath.log_probs`), differentiable with
+        respect to ``features`` (T, C): what the input-sensitivity figure takes the gradient of."""
+
+    @abstractmethod
+    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
+        """The encoder frame of each token on the most probable alignment of ``tokens`` (label ids, no blank)
+        with the utterance ``features`` (T, C), among the alignments that the search ``method`` considers."""
+
+    @abstractmethod
+    def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
+        """The module that :mod:`asrkit.inference.export` compiles with ``torch.jit.script``; mean, std: (C,)
+        the training set's feature statistics, which it applies in its ``normalise`` method."""

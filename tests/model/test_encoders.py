@@ -1,0 +1,70 @@
+"""The encoders of the registry: exact on padded batches, with frame stacking, and scriptable."""
+
+import pytest
+import torch
+
+from asrkit.config import TransducerConfig
+from asrkit.model.registry import ENCODERS, build_encoder, build_model
+
+INPUT_DIM = 5
+LENGTHS = [11, 7, 4]
+
+
+def encoder_options(name: str, stack_frames: int) -> dict:
+    return {"encoder": name, "num_layers": 2, "hidden_size": 6, "stack_frames": stack_frames}
+
+
+def padded_batch(padding_value: float):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.full((len(LENGTHS), max(LENGTHS), INPUT_DIM), padding_value)
+    for n, length in enumerate(LENGTHS):
+        x[n, :length] = torch.randn(length, INPUT_DIM, generator=generator)
+    return x, torch.tensor(LENGTHS)
+
+
+@pytest.mark.parametrize("stack_frames", [1, 3])
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_padded_batch_gives_each_utterance_its_own_output(name, stack_frames):
+    torch.manual_seed(0)
+    encoder = build_encoder(encoder_options(name, stack_frames), INPUT_DIM).eval()
+    x, lens = padded_batch(padding_value=1e3)  # padding that would show if it reached a valid frame
+    with torch.no_grad():
+        out, out_lens = encoder(x, lens)
+        assert out_lens.tolist() == [-(-length // stack_frames) for length in LENGTHS]
+        assert out.shape == (len(LENGTHS), -(-max(LENGTHS) // stack_frames), encoder.output_dim)
+        for n, length in enumerate(LENGTHS):
+            alone, _ = encoder(x[n : n + 1, :length], lens[n : n + 1])
+            torch.testing.assert_close(out[n, : out_lens[n]], alone[0], rtol=1e-5, atol=1e-6)
+            assert not out[n, out_lens[n]:].any()  # padded frames are zero
+
+
+@pytest.mark.parametrize("name", ["tanh_rnn", "lstm"])
+def test_new_encoders_script(name):
+    torch.manual_seed(0)
+    encoder = build_encoder(encoder_options(name, 3), INPUT_DIM).eval()
+    scripted = torch.jit.script(encoder)
+    x, lens = padded_batch(padding_value=0.0)
+    with torch.no_grad():
+        for expected, got in zip(encoder(x, lens), scripted(x, lens)):
+            torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("name, output_dim", [("tanh_rnn", 12), ("lstm", 6)])
+def test_new_encoders_carry_ctc_and_transducers(name, output_dim):
+    options = {**encoder_options(name, 1), "decoder_embedding_dim": 4, "decoder_hidden_size": 4, "joiner_dim": 4}
+    x, lens = padded_batch(padding_value=0.0)
+    batch = {"features": x, "feature_lens": lens, "targets": torch.tensor([[1, 2], [2, 0], [1, 0]]),
+             "target_lens": torch.tensor([2, 1, 1])}
+    loss_options = TransducerConfig.from_dict({"warmup_batches": 0})
+    for model_type in ("ctc", "transducer"):
+        model = build_model({**options, "type": model_type}, INPUT_DIM, vocab_size=3)
+        assert model.encoder.output_dim == output_dim
+        model.training_loss(batch, loss_options, batch_index=0).backward()
+        with torch.no_grad():
+            assert len(model.eval().search("greedy", 1, x, lens)) == len(LENGTHS)
+
+
+@pytest.mark.parametrize("name", ["tanh_rnn", "lstm"])
+def test_peephole_is_refused_where_there_is_none(name):
+    with pytest.raises(ValueError, match="only the blstm encoder has peephole connections"):
+        build_encoder({**encoder_options(name, 1), "peephole": True}, INPUT_DIM)

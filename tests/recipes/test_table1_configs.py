@@ -1,0 +1,52 @@
+"""Every row of Graves, Mohamed & Hinton 2013's Table 1 is a config over recipes/timit/config.yaml, and builds a
+network of the paper's size (its Weights column, within 5%)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import update_config, validate
+
+from asrkit.data.lang import BLANK
+from asrkit.data.phones import phone_set
+from asrkit.model.registry import build_model
+from asrkit.workflow.stages import RECIPE_MODELS
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "recipes" / "timit"
+INPUT_DIM = 123  # 40 mel bands + energy, with deltas and delta-deltas
+#: row -> weights in millions (Table 1)
+TABLE_1 = {"ctc_3l_500h_tanh": 3.7, "ctc_1l_250h": 0.8, "ctc_1l_622h": 3.8, "ctc_2l_250h": 2.3,
+           "ctc_3l_421h_uni": 3.8, "ctc_3l_250h": 3.8, "ctc_5l_250h": 6.8, "trans_3l_250h": 4.3,
+           "pretrans_3l_250h": 4.3}
+#: the transducer section's keys that size the network (as asrkit/workflow/rules/train.smk passes them)
+NETWORK_KEYS = ("decoder_embedding_dim", "decoder_hidden_size", "decoder_num_layers", "joiner_dim")
+
+
+def row_config(row: str) -> dict:
+    """config.yaml with the row's config over it, as ``run.sh --config conf/<row>.yaml`` gives Snakemake."""
+    config = yaml.safe_load((RECIPE / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((RECIPE / "conf" / f"{row}.yaml").read_text()))
+    validate(config, ROOT / "asrkit/workflow/schemas/config.schema.yaml")
+    return config
+
+
+def test_every_row_has_a_config():
+    assert sorted(p.stem for p in (RECIPE / "conf").glob("*.yaml")) == sorted(TABLE_1)
+
+
+@pytest.mark.parametrize("row", list(TABLE_1))
+def test_row_has_the_papers_number_of_weights(row):
+    config = row_config(row)
+    features = config["features"]  # the 123 inputs
+    assert (features["type"], features["num_mel_bins"], features["use_energy"], features["deltas"]) == \
+        ("fbank", 40, True, True)
+    vocab_size = len([BLANK] + phone_set(config["units"]["phone_set"]))
+    (name,) = config["models"]  # one row, one model
+    model_type = RECIPE_MODELS[name].type
+    options = {**copy.deepcopy(config["model"]), "type": model_type}
+    if model_type == "transducer":
+        options.update({k: v for k, v in config["transducer"].items() if k in NETWORK_KEYS})
+    weights = sum(p.numel() for p in build_model(options, INPUT_DIM, vocab_size).parameters())
+    assert weights / 1e6 == pytest.approx(TABLE_1[row], rel=0.05), f"{row}: {weights:,} weights"
