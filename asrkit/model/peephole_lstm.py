@@ -17,7 +17,7 @@ steps computed by one matrix product afterwards.
 """
 
 import math
-from typing import List, Tuple
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -95,8 +95,10 @@ class PeepholeLstmLayer(nn.Module):
                               self.weight_ih.transpose(1, 2))  # (D, N * T, 4H)
         gates = gates.view(num_directions, n, t, gate_size).permute(2, 0, 1, 3).contiguous()  # (T, D, N, 4H)
         if torch.jit.is_scripting():
-            # TorchScript cannot hold the autograd Function; autograd differentiates the plain steps instead.
-            hidden = peephole_steps(gates, self.weight_hh, self.peephole)[5]
+            # TorchScript cannot hold the autograd Function: an exported model runs the steps alone, for
+            # inference (without gradients).
+            with torch.no_grad():
+                hidden = peephole_steps(gates, self.weight_hh, self.peephole)[5]
         else:
             hidden = self._recurrence(gates)
         hidden = hidden.permute(2, 0, 1, 3)  # (N, T, D, H)
@@ -119,40 +121,33 @@ def peephole_steps(input_gates: torch.Tensor, weight_hh: torch.Tensor, peephole:
     (D, 4H, H); peephole (D, 3, H). Returns what the backward pass needs: σ of the i and f gates
     (T, D, N, 2, H), tanh of the cell input g (T, D, N, H), the o gate (T, D, N, H), the cells (T + 1, D, N, H)
     with the zero initial cell first, tanh of the cells (T, D, N, H) and the outputs h (T, D, N, H).
+
+    The steps write into tensors allocated once (``out=``), which autograd refuses: call it without
+    gradients (:class:`PeepholeRecurrence` differentiates it by hand).
     """
     steps, num_directions, n = input_gates.size(0), input_gates.size(1), input_gates.size(2)
     hidden_size = input_gates.size(3) // 4
+    input_forget = input_gates.new_empty(steps, num_directions, n, 2, hidden_size)  # σ of i and f
+    candidate = input_gates.new_empty(steps, num_directions, n, hidden_size)  # tanh of the cell input g
+    output_gate = torch.empty_like(candidate)
+    cells = input_gates.new_zeros(steps + 1, num_directions, n, hidden_size)  # cells[t + 1] = c_t, cells[0] = 0
+    tanh_cells = torch.empty_like(candidate)
+    hidden = torch.empty_like(candidate)
     recurrent_weight = weight_hh.transpose(1, 2)  # (D, H, 4H)
     peephole_input_forget = peephole[:, :2].unsqueeze(1)  # (D, 1, 2, H)
     peephole_output = peephole[:, 2].unsqueeze(1)  # (D, 1, H)
     h = input_gates.new_zeros(num_directions, n, hidden_size)
-    c = h
-    input_forget: List[torch.Tensor] = []
-    candidate: List[torch.Tensor] = []
-    output_gate: List[torch.Tensor] = []
-    cells: List[torch.Tensor] = [c]
-    tanh_cells: List[torch.Tensor] = []
-    hidden: List[torch.Tensor] = []
     for t in range(steps):
         pre = torch.baddbmm(input_gates[t], h, recurrent_weight).view(num_directions, n, 4, hidden_size)
-        i_f = torch.sigmoid(torch.addcmul(pre[:, :, :2], peephole_input_forget, c.unsqueeze(2)))
-        g = torch.tanh(pre[:, :, 2])
-        c = torch.addcmul(i_f[:, :, 1] * c, i_f[:, :, 0], g)
-        o = torch.sigmoid(torch.addcmul(pre[:, :, 3], peephole_output, c))
-        tanh_c = torch.tanh(c)
-        h = o * tanh_c
-        input_forget.append(i_f)
-        candidate.append(g)
-        output_gate.append(o)
-        cells.append(c)
-        tanh_cells.append(tanh_c)
-        hidden.append(h)
-    if steps == 0:
-        empty = input_gates.new_zeros(0, num_directions, n, hidden_size)
-        return (input_gates.new_zeros(0, num_directions, n, 2, hidden_size), empty, empty, torch.stack(cells), empty,
-                empty)
-    return (torch.stack(input_forget), torch.stack(candidate), torch.stack(output_gate), torch.stack(cells),
-            torch.stack(tanh_cells), torch.stack(hidden))
+        c_prev, c = cells[t], cells[t + 1]
+        torch.sigmoid(torch.addcmul(pre[:, :, :2], peephole_input_forget, c_prev.unsqueeze(2)), out=input_forget[t])
+        torch.tanh(pre[:, :, 2], out=candidate[t])
+        torch.mul(input_forget[t, :, :, 1], c_prev, out=c)
+        c.addcmul_(input_forget[t, :, :, 0], candidate[t])
+        torch.sigmoid(torch.addcmul(pre[:, :, 3], peephole_output, c), out=output_gate[t])
+        torch.tanh(c, out=tanh_cells[t])
+        h = torch.mul(output_gate[t], tanh_cells[t], out=hidden[t])
+    return input_forget, candidate, output_gate, cells, tanh_cells, hidden
 
 
 class PeepholeRecurrence(torch.autograd.Function):
