@@ -6,9 +6,10 @@ Usage: python bench/decoding.py [--cuts DEMO/data/features/cuts_test.jsonl.gz --
 RTF is wall time per second of audio (lower is faster), of ``asrkit.decoding.decode.search`` on batches of up to
 ``--max-duration`` seconds: encoder plus search. The encoder's own RTF is a row of its own, so a search's
 share is its RTF minus the encoder's. The batching table decodes the same utterances one at a time.
-With ``--baseline DIR`` each search is also timed with the search code (prefix_trie, ctc_decoding,
-beam_search) of another checkout, e.g. the main branch, alternating with this tree's so that both see the
-same load; the table gains the ratio baseline / this tree: the speed-up of this branch.
+With ``--baseline DIR`` each search is also timed with the search code (asrkit/decoding: prefix_trie,
+ctc_search, transducer_search) of another checkout, e.g. the main branch or ``git archive`` of an older commit,
+alternating with this tree's so that both see the same load; the table gains the ratio baseline / this tree:
+the speed-up of this branch. Both give the same hypotheses (tests/test_graves_search.py).
 A model path that does not exist is skipped with a note (e.g. a transducer still training).
 """
 
@@ -44,22 +45,24 @@ def one_at_a_time(batches: List[Batch]) -> List[Batch]:
             for b in batches for i, n in enumerate(b["feature_lens"])]
 
 
-#: the search functions the models' ``search`` calls, by the module that defines them (in a baseline checkout)
-DECODE_NAMES = {"ctc_greedy_search": "ctc_decoding", "ctc_prefix_beam_search": "ctc_decoding",
-                "greedy_search_batch": "beam_search", "beam_search": "beam_search",
-                "modified_beam_search": "beam_search"}
+#: the search functions the models' ``search`` calls, by the module that defines them
+DECODE_NAMES = {"ctc_greedy_search": "decoding.ctc_search", "ctc_prefix_beam_search": "decoding.ctc_search",
+                "greedy_search_batch": "decoding.transducer_search", "beam_search": "decoding.transducer_search",
+                "modified_beam_search": "decoding.transducer_search"}
 
 
-SEARCH_MODULES = ("prefix_trie", "ctc_decoding", "beam_search")  # the code a --baseline swaps in
+#: the modules a --baseline swaps in
+SEARCH_MODULES = ("decoding.prefix_trie", "decoding.ctc_search", "decoding.transducer_search")
 
 
 def load_searches(root: Path) -> Dict[str, object]:
     """The search functions that asrkit.decoding.decode calls, from the asrkit of checkout ``root``: its
-    prefix_trie, ctc_decoding and beam_search modules loaded beside this tree's (the model code is this tree's)."""
+    search modules loaded beside this tree's (the model code is this tree's)."""
     saved = {name: sys.modules.get(f"asrkit.{name}") for name in SEARCH_MODULES}
     try:
         for name in SEARCH_MODULES:  # in dependency order: each imports the ones before from sys.modules
-            spec = importlib.util.spec_from_file_location(f"asrkit.{name}", root / "asrkit" / f"{name}.py")
+            path = root / "asrkit" / f"{name.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"asrkit.{name}", path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[f"asrkit.{name}"] = module
             spec.loader.exec_module(module)

@@ -2,7 +2,7 @@
 
 Usage: python bench/peephole_lstm.py [--batch 16 --frames 100 --input 123 --hidden 128 --layers 2 --threads 1]
 Prints the median time per forward + backward of each and their ratio. The fused LSTM is timed both on the
-padded batch and packed (how BiLstmEncoder calls it); sequence lengths are random in [frames/2, frames].
+padded batch and packed (how BiLstmEncoder runs it on CUDA); sequence lengths are random in [frames/2, frames].
 """
 
 import argparse

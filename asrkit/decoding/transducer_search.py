@@ -5,7 +5,7 @@ return N label-id lists (blank never appears in them). Run them with the model i
 
 - :func:`greedy_search_batch`: at each frame the single most probable token; at most one label per frame.
 - :func:`beam_search`: Graves 2012's transducer beam search (Algorithm 1, with prefix merging), which sums
-  over alignments and lets several labels be emitted per frame; one utterance at a time.
+  over alignments and lets several labels be emitted per frame; all utterances advanced together.
 - :func:`modified_beam_search`: icefall's beam search with at most one label per frame, all utterances
   of the batch advanced together, and hypotheses with equal label sequences merged.
 """
@@ -13,13 +13,12 @@ return N label-id lists (blank never appears in them). Run them with the model i
 import heapq
 import itertools
 import math
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, Generator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
 from asrkit.decoding.ctc_search import check_padded_batch
-from asrkit.model.decoder import LstmState
 from asrkit.model.transducer import Transducer
 from asrkit.decoding.prefix_trie import PrefixTrie
 
@@ -57,25 +56,35 @@ def greedy_search_batch(model: Transducer, encoder_out: torch.Tensor, encoder_le
 @torch.no_grad()
 def beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
                 max_symbols_per_frame: Optional[int] = 3, length_norm: bool = True) -> List[List[int]]:
-    """Graves 2012's transducer beam search (:func:`beam_search_nbest`) for each utterance of a padded batch.
+    """Graves 2012's transducer beam search (:func:`beam_search_batch_nbest`) of a padded batch.
 
     encoder_out: (N, T, C), encoder_lens: (N,). Returns per utterance the hypothesis of the final beam with
     the highest log P(y | x) / |y| (``length_norm``, as in Graves 2012; the empty sequence counts as length 1)
     or the highest log P(y | x).
     """
-    check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
-    return [_best(beam_search_nbest(model, encoder_out[u, : int(encoder_lens[u])], beam, max_symbols_per_frame),
-                  length_norm)
-            for u in range(encoder_out.size(0))]
+    return [_best(nbest, length_norm)
+            for nbest in beam_search_batch_nbest(model, encoder_out, encoder_lens, beam, max_symbols_per_frame)]
 
 
 @torch.no_grad()
 def beam_search_nbest(model: Transducer, encoder_out: torch.Tensor, beam: int,
                       max_symbols_per_frame: Optional[int] = 3) -> List[Tuple[List[int], float]]:
-    """Graves 2012, Algorithm 1, on one utterance; returns the final beam.
+    """Graves 2012, Algorithm 1, on one utterance, encoder_out (T, C) already cut to its length; returns the
+    final beam: up to ``beam`` pairs (label ids, log P(labels | x)), most probable first.
+    See :func:`beam_search_batch_nbest`."""
+    if encoder_out.dim() != 2:
+        raise ValueError(f"encoder_out must be (T, C), got shape {tuple(encoder_out.shape)}")
+    return beam_search_batch_nbest(model, encoder_out.unsqueeze(0), torch.tensor([encoder_out.size(0)]), beam,
+                                   max_symbols_per_frame)[0]
 
-    encoder_out: (T, C), already cut to the utterance's length.
-    Returns up to ``beam`` pairs (label ids, log P(labels | x)), most probable first.
+
+@torch.no_grad()
+def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
+                            max_symbols_per_frame: Optional[int] = 3) -> List[List[Tuple[List[int], float]]]:
+    """Graves 2012, Algorithm 1, on each utterance of a padded batch; returns each final beam.
+
+    encoder_out: (N, T, C), encoder_lens: (N,). Returns per utterance up to ``beam`` pairs (label ids,
+    log P(labels | x)), most probable first.
 
     Each frame starts from the beam A of the frame before. Prefix merging first adds to each y in A the
     probability of reaching it from its prefixes in A by emitting the rest of y in this frame. Then the most
@@ -88,67 +97,46 @@ def beam_search_nbest(model: Transducer, encoder_out: torch.Tensor, beam: int,
     limit, a prediction network that keeps predicting labels with little blank probability (as untrained
     ones do) made one frame expand tens of thousands of hypotheses. With nothing pruned the log
     probabilities are exact: they sum over all alignments.
+
+    How it is computed: the search of each utterance and frame (:meth:`_FrameSearch.run`) is the sequential
+    algorithm above, and stops whenever it needs log probabilities it does not have. The utterances advance
+    frame by frame together, and what all of them need is computed in one batch (:class:`_PrefixStates`):
+    the prediction network is stepped once per distinct label prefix (for the whole batch and as long as the
+    prefix or its parent is in a beam), and the joiner runs for all the requested hypotheses at once. A hypothesis's log probabilities are computed
+    only when it is popped from A (not for all labels of the hypothesis it extends), and, so that a frame
+    takes few batches, together with those of the hypotheses most likely to be popped next.
     """
-    if encoder_out.dim() != 2:
-        raise ValueError(f"encoder_out must be (T, C), got shape {tuple(encoder_out.shape)}")
+    check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     if beam < 1:
         raise ValueError(f"beam must be at least 1, got {beam}")
-    blank = model.decoder.blank_id
-    encoder_proj = model.joiner.project_encoder(encoder_out)  # (T, J)
-    tree = _PrefixTree(model)
-    num_extensions = min(beam, model.joiner.output_linear.out_features - 1)
-    max_symbols = math.inf if max_symbols_per_frame is None else max_symbols_per_frame
-    counter = itertools.count()  # tie-breaker, so that heap entries never compare nodes
-    beam_scores: Dict[int, float] = {0: 0.0}  # trie node -> log probability: B after each frame
-
-    for t in range(encoder_proj.size(0)):
-        scorer = _FrameScorer(model, tree, encoder_proj[t])
-        scores = _merge_prefixes(tree, beam_scores, scorer)
-        # Max-heap (negated) of A. Entries (-log prob, tie, node, rank, labels emitted in this frame) stand
-        # for ``node`` itself when rank is -1, else for ``node`` extended by its rank-th most probable label.
-        # Only the best extension is pushed on expansion, and each popped extension pushes the next best:
-        # a sibling cannot be popped before the better ones, so the order of pops is that of pushing all.
-        frontier = [(-score, next(counter), node, -1, 0) for node, score in scores.items()]
-        heapq.heapify(frontier)
-        start_children: Dict[int, Set[int]] = {}
-        for node in scores:
-            if node > 0:
-                start_children.setdefault(tree.parent[node], set()).add(tree.token[node])
-        extensions: Dict[int, Tuple[List[int], List[float]]] = {}  # expanded node -> labels, log probs
-        finished: List[Tuple[float, int]] = []  # B: (log prob, node)
-        # B's log probs not yet above the best of A. The best of A never rises (an extension is less
-        # probable than the hypothesis it extends), so a hypothesis of B, once above it, stays above.
-        below: List[float] = []  # max-heap (negated)
-        num_above = 0
-        while frontier:
-            best_in_frontier = -frontier[0][0]
-            while below and -below[0] > best_in_frontier:
-                heapq.heappop(below)
-                num_above += 1
-            if num_above >= beam:
-                break
-            negative_score, _, node, rank, emitted = heapq.heappop(frontier)
-            if rank < 0:
-                log_probs = scorer.node(node)
-            else:
-                parent = node
-                labels, label_scores = extensions[parent]
-                node, log_probs = scorer.child(parent, rank, labels)
-                if rank + 1 < len(labels):
-                    heapq.heappush(frontier, (-label_scores[rank + 1], next(counter), parent, rank + 1, emitted))
-            score = -negative_score
-            finished.append((score + log_probs[blank], node))
-            heapq.heappush(below, -finished[-1][0])
-            if emitted < max_symbols:
-                skip = start_children.get(node, ())
-                labels = [label for label in _top_labels(log_probs, num_extensions, blank) if label not in skip]
-                if labels:
-                    extensions[node] = (labels, (score + log_probs[labels]).tolist())
-                    heapq.heappush(frontier, (-extensions[node][1][0], next(counter), node, 0, emitted + 1))
-        beam_scores = {node: score for score, node in heapq.nlargest(beam, finished)}
-
-    ranked = sorted(beam_scores.items(), key=lambda item: -item[1])
-    return [(tree.labels(node), float(score)) for node, score in ranked]
+    encoder_proj = model.joiner.project_encoder(encoder_out)  # (N, T, J)
+    prefixes = _PrefixStates(model)
+    search = _FrameSearch(prefixes, model.decoder.blank_id, beam,
+                          min(beam, model.joiner.output_linear.out_features - 1),
+                          math.inf if max_symbols_per_frame is None else max_symbols_per_frame)
+    lens = encoder_lens.tolist()
+    beams: List[Dict[int, float]] = [{0: 0.0} for _ in lens]  # per utterance: trie node -> log prob, B
+    for t in range(max(lens, default=0)):
+        active = [u for u, length in enumerate(lens) if length > t]
+        log_probs: Dict[int, Dict[int, np.ndarray]] = {u: {} for u in active}  # per utterance: node -> (V,)
+        frames = {u: search.run(beams[u], log_probs[u]) for u in active}
+        requests = {u: next(frame) for u, frame in frames.items()}
+        while requests:
+            pairs = [(u, node) for u, nodes in requests.items() for node in nodes]
+            rows = torch.tensor([u for u, _ in pairs], device=encoder_proj.device)
+            scores = prefixes.log_probs(encoder_proj[rows, t], [node for _, node in pairs])
+            for (u, node), node_scores in zip(pairs, scores):
+                log_probs[u][node] = node_scores
+            waiting = {}
+            for u in requests:
+                try:
+                    waiting[u] = frames[u].send(None)
+                except StopIteration as done:
+                    beams[u] = done.value
+            requests = waiting
+        prefixes.collect(beams)
+    return [[(prefixes.labels(node), float(score)) for node, score in sorted(beam_u.items(), key=lambda i: -i[1])]
+            for beam_u in beams]
 
 
 @torch.no_grad()
@@ -227,87 +215,186 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     return [_best([(list(labels), score) for labels, (score, _) in beam_u.items()], length_norm) for beam_u in beams]
 
 
-class _PrefixTree(PrefixTrie):
-    """Label prefixes as trie nodes (node 0 is the empty prefix), with the decoder state of the nodes that
-    have been expanded: projected output (J,) and LSTM state (L, 1, H) x 2."""
+class _PrefixStates(PrefixTrie):
+    """Label prefixes as trie nodes (node 0 is the empty prefix), with the prediction network's state after
+    each: a node's projected output is a row of ``projected`` (rows, J), its LSTM state a column of ``h`` and
+    ``c`` (L, rows, H), at index ``rows[node]``. A state depends on the labels alone, so one trie serves all
+    utterances and frames. New nodes (:meth:`PrefixTrie.children`; the parent must have a state) get their
+    states in one prediction-network step for all of them, when :meth:`log_probs` first needs them.
+    :meth:`collect` drops the states that the beams no longer lead to.
+    """
 
     def __init__(self, model: Transducer):
         super().__init__()
         self.model = model
         start = torch.full((1, 1), model.decoder.blank_id, dtype=torch.long,
                            device=model.joiner.output_linear.weight.device)
-        out, state = model.decoder(start)
-        self.states: Dict[int, Tuple[torch.Tensor, LstmState]] = {0: (model.joiner.project_decoder(out[0, 0]), state)}
+        out, (h, c) = model.decoder(start)
+        self.projected = model.joiner.project_decoder(out[0])  # (1, J); the tensors' size is the capacity
+        self.h, self.c = h, c  # (L, 1, H)
+        self.rows: List[int] = [0]  # node -> its row, -1 for none (not computed yet, or dropped)
+        self.stored: List[int] = [0]  # row -> its node, for the rows in use
+        self.collect_above = 4096  # rows in use at which :meth:`collect` next drops states
 
-    def extend(self, node: int, tokens: List[int]) -> Tuple[torch.Tensor, LstmState]:
-        """Decoder outputs of ``node`` followed by each of ``tokens``, in one step: projected (K, J) and the
-        LSTM state (L, K, H) x 2. ``node`` must have a state."""
-        _, (h, c) = self.states[node]
-        k = len(tokens)
-        tokens_tensor = torch.tensor(tokens, device=h.device)
-        out, state = self.model.decoder.step(tokens_tensor, (h.expand(-1, k, -1), c.expand(-1, k, -1)))
-        return self.model.joiner.project_decoder(out), state
+    def log_probs(self, encoder_proj: torch.Tensor, nodes: List[int]) -> np.ndarray:
+        """log P(token | prefix node, frame): encoder_proj (R, J) projected frames and R nodes -> (R, V) float64.
 
-    def projected(self, nodes: List[int]) -> torch.Tensor:
-        """(len(nodes), J) projected decoder outputs of nodes that have a state."""
-        return torch.stack([self.states[node][0] for node in nodes])
-
-class _FrameScorer:
-    """log P(token | prefix) at one frame, as float64 arrays (V,), computed in batches.
-
-    Beam members and their prefixes are scored together by :meth:`compute`. The extensions of an expanded
-    hypothesis are scored together when the first of them is popped (:meth:`child`): one decoder step and
-    one joiner call for all siblings rather than one per popped hypothesis.
-    """
-
-    def __init__(self, model: Transducer, tree: _PrefixTree, encoder_proj: torch.Tensor):
-        self.model = model
-        self.tree = tree
-        self.encoder_proj = encoder_proj  # (J,)
-        self._log_probs: Dict[int, np.ndarray] = {}
-        self._siblings: Dict[int, Tuple[torch.Tensor, LstmState, np.ndarray]] = {}  # parent -> its extensions
-
-    def compute(self, nodes: List[int]) -> None:
-        """Score the nodes (which must have decoder states) not scored yet, in one joiner call."""
-        missing = [node for node in dict.fromkeys(nodes) if node not in self._log_probs]
-        if missing:
-            self._log_probs.update(zip(missing, self._score(self.tree.projected(missing))))
-
-    def node(self, node: int) -> np.ndarray:
-        """The log probs of ``node``, which must have a decoder state."""
-        self.compute([node])
-        return self._log_probs[node]
-
-    def child(self, parent: int, rank: int, labels: List[int]) -> Tuple[int, np.ndarray]:
-        """The node of ``parent`` + ``labels[rank]`` and its log probs. The first call for a parent scores
-        all of ``labels`` (its extensions) at once; the node keeps its decoder state for later frames."""
-        if parent not in self._siblings:
-            projected, state = self.tree.extend(parent, labels)
-            self._siblings[parent] = (projected, state, self._score(projected))
-        projected, (h, c), log_probs = self._siblings[parent]
-        node = self.tree.child(parent, labels[rank])
-        if node not in self.tree.states:  # copies, so that the batch is not kept alive by one row
-            self.tree.states[node] = (projected[rank].clone(),
-                                      (h[:, rank : rank + 1].clone(), c[:, rank : rank + 1].clone()))
-        return node, log_probs[rank]
-
-    def _score(self, decoder_proj: torch.Tensor) -> np.ndarray:
-        """(K, J) projected decoder outputs -> (K, V) float64 log probs at this frame."""
-        logits = self.model.joiner(self.encoder_proj, decoder_proj)
+        Float64, as the searches sum log probabilities over many steps and alignments.
+        """
+        self._compute_states(nodes)
+        index = torch.tensor([self.rows[node] for node in nodes], device=self.projected.device)
+        logits = self.model.joiner(encoder_proj, self.projected[index])
         return logits.log_softmax(dim=-1).double().cpu().numpy()
 
+    def collect(self, beams: List[Dict[int, float]]) -> None:
+        """Between frames, once the states in use have doubled: keep only those of the nodes that later
+        frames can ask for again, the beams' nodes, their ancestors down to the shallowest node of their beam
+        (prefix merging scores them) and the children of those (likely popped again); drop the others."""
+        if len(self.stored) < self.collect_above:
+            return
+        live = set()
+        for beam_scores in beams:
+            min_depth = min(self.depth[node] for node in beam_scores)
+            for node in beam_scores:
+                while node >= 0 and self.depth[node] >= min_depth:
+                    live.add(node)
+                    node = self.parent[node]
+        keep = [node for node in self.stored if node in live or self.parent[node] in live]
+        index = torch.tensor([self.rows[node] for node in keep], device=self.projected.device)
+        self.projected, self.h, self.c = self.projected[index], self.h[:, index], self.c[:, index]
+        for node in self.stored:
+            self.rows[node] = -1
+        for row, node in enumerate(keep):
+            self.rows[node] = row
+        self.stored = keep
+        self.collect_above = max(4096, 2 * len(keep))
 
-def _merge_prefixes(tree: _PrefixTree, beam_scores: Dict[int, float], scorer: _FrameScorer) -> Dict[int, float]:
-    """Graves's prefix merging: log P(y) + sum over proper prefixes p of y in the beam of
-    log P(p) + log P(rest of y emitted at this frame | p), for each y in the beam.
+    def _compute_states(self, nodes: List[int]) -> None:
+        """Step the prediction network for those of ``nodes`` without a state, in one batch."""
+        self.rows.extend([-1] * (len(self.parent) - len(self.rows)))
+        missing = [node for node in dict.fromkeys(nodes) if self.rows[node] < 0]
+        if not missing:
+            return
+        parent_rows = [self.rows[self.parent[node]] for node in missing]
+        assert min(parent_rows) >= 0, "a node was asked for before its parent had a state"
+        device = self.projected.device
+        parents = torch.tensor(parent_rows, device=device)
+        tokens = torch.tensor([self.token[node] for node in missing], device=device)
+        out, (h, c) = self.model.decoder.step(tokens, (self.h[:, parents], self.c[:, parents]))
+        first, end = len(self.stored), len(self.stored) + len(missing)
+        if end > self.projected.size(0):  # grow by doubling: each state is copied O(1) times on average
+            capacity = max(end, 2 * self.projected.size(0))
+            self.projected = _grown(self.projected, 0, capacity)
+            self.h, self.c = _grown(self.h, 1, capacity), _grown(self.c, 1, capacity)
+        self.projected[first:end] = self.model.joiner.project_decoder(out)
+        self.h[:, first:end], self.c[:, first:end] = h, c
+        for row, node in enumerate(missing, start=first):
+            self.rows[node] = row
+        self.stored.extend(missing)
 
-    Going from the shortest hypotheses to the longest, each y adds only the merged probability of its
-    nearest prefix z in the beam times P(z -> y): prefixes shorter than z are already summed in z's. All
-    prefixes of a beam member have decoder states, having been expanded at some frame.
+
+def _grown(x: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """``x`` with dimension ``dim`` enlarged to ``size`` (new entries uninitialised)."""
+    shape = list(x.shape)
+    shape[dim] = size
+    return torch.cat([x, x.new_empty(shape[:dim] + [size - x.size(dim)] + shape[dim + 1:])], dim=dim)
+
+
+class _FrameSearch:
+    """One frame of Graves's search on one utterance, as a generator that asks for log probabilities.
+
+    :meth:`run` yields lists of trie nodes whose log probabilities it needs at this frame; the caller puts
+    them into the ``log_probs`` dict it was given and resumes it. It returns the new beam B.
     """
+
+    def __init__(self, prefixes: _PrefixStates, blank: int, beam: int, num_extensions: int, max_symbols: float):
+        self.prefixes = prefixes
+        self.blank = blank
+        self.beam = beam
+        self.num_extensions = num_extensions
+        self.max_symbols = max_symbols
+        # Extensions scored ahead when one must be, so that a frame of a wide beam takes a few batches
+        # rather than one per popped extension.
+        self.lookahead = max(4, beam // 2)
+
+    def run(self, beam_scores: Dict[int, float], log_probs: Dict[int, np.ndarray]
+            ) -> Generator[List[int], None, Dict[int, float]]:
+        """beam_scores: trie node -> log prob of the beam after the frame before (A). Returns B likewise."""
+        tree, blank, beam = self.prefixes, self.blank, self.beam
+        paths = _merge_paths(tree, beam_scores)
+        yield list(dict.fromkeys(list(beam_scores) + [p for path in paths.values() for p in path]))
+        scores = _merge_prefixes(tree, beam_scores, paths, log_probs)
+        counter = itertools.count()  # tie-breaker, so that heap entries never compare nodes
+        # Max-heap (negated) of A. Entries (-log prob, tie, node, rank, labels emitted in this frame) stand
+        # for ``node`` itself when rank is -1, else for ``node`` extended by its rank-th most probable label.
+        # Only the best extension is pushed on expansion, and each popped extension pushes the next best:
+        # a sibling cannot be popped before the better ones, so the order of pops is that of pushing all.
+        frontier = [(-score, next(counter), node, -1, 0) for node, score in scores.items()]
+        heapq.heapify(frontier)
+        start_children: Dict[int, Set[int]] = {}
+        for node in scores:
+            if node > 0:
+                start_children.setdefault(tree.parent[node], set()).add(tree.token[node])
+        extensions: Dict[int, Tuple[List[int], List[float]]] = {}  # expanded node -> labels, log probs
+        finished: List[Tuple[float, int]] = []  # B: (log prob, node)
+        # B's log probs not yet above the best of A. The best of A never rises (an extension is less
+        # probable than the hypothesis it extends), so a hypothesis of B, once above it, stays above.
+        below: List[float] = []  # max-heap (negated)
+        num_above = 0
+        while frontier:
+            best_in_frontier = -frontier[0][0]
+            while below and -below[0] > best_in_frontier:
+                heapq.heappop(below)
+                num_above += 1
+            if num_above >= beam:
+                break
+            negative_score, _, node, rank, emitted = heapq.heappop(frontier)
+            if rank >= 0:
+                parent = node
+                labels, label_scores = extensions[parent]
+                node = tree.child(parent, labels[rank])
+                if rank + 1 < len(labels):
+                    heapq.heappush(frontier, (-label_scores[rank + 1], next(counter), parent, rank + 1, emitted))
+                if node not in log_probs:
+                    yield self._ahead(node, frontier, extensions, log_probs)
+            node_scores = log_probs[node]
+            score = -negative_score
+            finished.append((score + node_scores[blank], node))
+            heapq.heappush(below, -finished[-1][0])
+            if emitted < self.max_symbols:
+                skip = start_children.get(node, ())
+                labels = [label for label in _top_labels(node_scores, self.num_extensions, blank) if label not in skip]
+                if labels:
+                    extensions[node] = (labels, (score + node_scores[labels]).tolist())
+                    heapq.heappush(frontier, (-extensions[node][1][0], next(counter), node, 0, emitted + 1))
+        return {node: score for score, node in heapq.nlargest(beam, finished)}
+
+    def _ahead(self, node: int, frontier: list, extensions: Dict[int, Tuple[List[int], List[float]]],
+               log_probs: Dict[int, np.ndarray]) -> List[int]:
+        """``node``, and the extensions that would be popped next if nothing else were pushed, without log
+        probs yet: the search's own order of pops on a copy of A, up to ``lookahead`` extensions."""
+        queue = frontier.copy()  # a copy of a heap is a heap
+        parents: List[int] = []
+        tokens: List[int] = []
+        while queue and len(parents) < self.lookahead:
+            _, tie, parent, rank, emitted = heapq.heappop(queue)
+            if rank < 0:  # a hypothesis of A itself, scored already; its extensions are not known yet
+                continue
+            labels, label_scores = extensions[parent]
+            parents.append(parent)
+            tokens.append(labels[rank])
+            if rank + 1 < len(labels):
+                heapq.heappush(queue, (-label_scores[rank + 1], tie, parent, rank + 1, emitted))
+        ahead = self.prefixes.children(parents, tokens)
+        return list(dict.fromkeys([node] + [n for n in ahead if n not in log_probs]))
+
+
+def _merge_paths(tree: PrefixTrie, beam_scores: Dict[int, float]) -> Dict[int, List[int]]:
+    """For prefix merging (:func:`_merge_prefixes`): each y of the beam that has a proper prefix in the beam ->
+    the nodes from its nearest such prefix z down to y's parent."""
     nodes = sorted(beam_scores, key=lambda node: tree.depth[node])
     min_depth = tree.depth[nodes[0]]
-    paths: Dict[int, List[int]] = {}  # y -> nodes from its nearest beam prefix z down to y's parent
+    paths: Dict[int, List[int]] = {}
     for node in nodes:
         path = []
         ancestor = tree.parent[node]
@@ -317,14 +404,25 @@ def _merge_prefixes(tree: _PrefixTree, beam_scores: Dict[int, float], scorer: _F
                 paths[node] = path[::-1]
                 break
             ancestor = tree.parent[ancestor]
-    scorer.compute(nodes + [p for path in paths.values() for p in path])
+    return paths
+
+
+def _merge_prefixes(tree: PrefixTrie, beam_scores: Dict[int, float], paths: Dict[int, List[int]],
+                    log_probs: Dict[int, np.ndarray]) -> Dict[int, float]:
+    """Graves's prefix merging: log P(y) + sum over proper prefixes p of y in the beam of
+    log P(p) + log P(rest of y emitted at this frame | p), for each y in the beam.
+
+    Going from the shortest hypotheses to the longest, each y adds only the merged probability of its
+    nearest prefix z in the beam (``paths``, from :func:`_merge_paths`) times P(z -> y): prefixes shorter
+    than z are already summed in z's. ``log_probs`` holds those of the beam and of the paths' nodes.
+    """
     merged: Dict[int, float] = {}
-    for node in nodes:
+    for node in sorted(beam_scores, key=lambda node: tree.depth[node]):
         score = beam_scores[node]
         if node in paths:
             path = paths[node]
             steps = path[1:] + [node]  # the label each path node emits is the token of the next one
-            from_prefix = merged[path[0]] + sum(scorer.node(p)[tree.token[s]] for p, s in zip(path, steps))
+            from_prefix = merged[path[0]] + sum(log_probs[p][tree.token[s]] for p, s in zip(path, steps))
             score = float(np.logaddexp(score, from_prefix))
         merged[node] = score
     return merged
@@ -337,6 +435,7 @@ def _top_labels(log_probs: np.ndarray, count: int, blank: int) -> List[int]:
     top = np.argpartition(-scores, count - 1)[:count] if count < len(scores) - 1 else np.arange(len(scores))
     top = top[np.argsort(-scores[top], kind="stable")]
     return top[top != blank].tolist()
+
 
 
 def _best(hypotheses: List[Tuple[List[int], float]], length_norm: bool) -> List[int]:

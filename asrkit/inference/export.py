@@ -12,32 +12,26 @@ normalised; ``normalise`` applies the training set's mean and standard deviation
   themselves (greedy, beam) are Python loops over hypotheses and are not in the file.
 - Both: ``normalise(features (..., C)) -> (features - mean) / std``.
 
-T' = ceil(T / stack_frames). Pad batches with zeros, as training did: with stack_frames > 1, the last step of
-an utterance also reads the padding frames after it (as :class:`asrkit.model.encoder.BiLstmEncoder` does).
+T' = ceil(T / stack_frames). Padding is ignored, whatever it holds: each utterance of a padded batch gets the
+output it gets alone. The encoder in the file is asrkit's own (:class:`asrkit.model.encoder.BiLstmEncoder`,
+compiled by TorchScript), its peephole LSTM included.
 The file also holds ``asrkit.json`` (read it with ``torch.jit.load(path, _extra_files={"asrkit.json": ""})``):
 the model type, the tokens (id order, blank first), the units (``{"type": "phones", "phone_set": 60}`` or
 ``{"type": "sentencepiece"}``), the feature options, the deltas window, the input dimension and the seconds
 per output frame; a model of sentencepiece units also holds ``sentencepiece.model``, which turns its pieces
 into words.
-
-Peephole-LSTM encoders are exported too: their recurrence, an autograd Function in asrkit (which TorchScript
-cannot hold), is written here as plain tensor operations, the same equations as
-:class:`asrkit.model.peephole_lstm.PeepholeLstm`.
 """
 
 import json
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asrkit.data.features import DELTA_WINDOW
 from asrkit.io import atomic_output
 from asrkit.model.ctc import CtcModel
-from asrkit.model.encoder import BiLstmEncoder
-from asrkit.model.peephole_lstm import PeepholeLstm, PeepholeLstmLayer
 from asrkit.model.transducer import Transducer
 from asrkit.inference.transcribe import Transcriber
 
@@ -45,94 +39,6 @@ PathLike = Union[str, Path]
 METADATA = "asrkit.json"
 #: the extra file holding a sentencepiece model (models of sentencepiece units), to turn pieces into words
 SENTENCEPIECE_FILE = "sentencepiece.model"
-
-
-def _stack_frames(x: torch.Tensor, lengths: torch.Tensor, stack: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """BiLstmEncoder's frame stacking: (N, T, C), (N,) -> (N, ceil(T / stack), stack * C) and the new lengths."""
-    if stack > 1:
-        n, t, c = x.size(0), x.size(1), x.size(2)
-        pad = (stack - t % stack) % stack
-        x = nn.functional.pad(x, [0, 0, 0, pad]).reshape(n, (t + pad) // stack, c * stack)
-    return x, torch.div(lengths + stack - 1, stack, rounding_mode="floor")
-
-
-class _LstmEncoder(nn.Module):
-    """:class:`BiLstmEncoder` with torch's LSTM, in TorchScript."""
-
-    stack_frames: torch.jit.Final[int]
-
-    def __init__(self, encoder: BiLstmEncoder):
-        super().__init__()
-        self.stack_frames = encoder.stack_frames
-        self.lstm = encoder.lstm
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x, lengths = _stack_frames(x, lengths, self.stack_frames)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
-        return out, lengths
-
-
-class _PeepholeLayer(nn.Module):
-    """One bidirectional :class:`PeepholeLstmLayer` (the same parameters), its recurrence stepped in a loop."""
-
-    def __init__(self, layer: PeepholeLstmLayer):
-        super().__init__()
-        self.weight_ih, self.weight_hh, self.bias, self.peephole = (layer.weight_ih, layer.weight_hh, layer.bias,
-                                                                    layer.peephole)
-
-    def forward(self, x: torch.Tensor, reverse_index: torch.Tensor) -> torch.Tensor:
-        """x: (N, T, C); reverse_index: (N, T) frame read at each step by the backward direction -> (N, T, 2H)."""
-        n, t, input_size = x.size(0), x.size(1), x.size(2)
-        hidden_size = self.weight_hh.size(2)
-        x = torch.stack([x, x.gather(1, reverse_index.unsqueeze(2).expand_as(x))])  # (2, N, T, C)
-        gates = torch.baddbmm(self.bias.unsqueeze(1), x.reshape(2, n * t, input_size), self.weight_ih.transpose(1, 2))
-        gates = gates.view(2, n, t, 4 * hidden_size).permute(2, 0, 1, 3)  # (T, 2, N, 4H)
-        recurrent = self.weight_hh.transpose(1, 2)  # (2, H, 4H)
-        w_ci, w_cf, w_co = (self.peephole[:, 0].unsqueeze(1), self.peephole[:, 1].unsqueeze(1),
-                            self.peephole[:, 2].unsqueeze(1))  # (2, 1, H) each
-        h = x.new_zeros(2, n, hidden_size)
-        c = x.new_zeros(2, n, hidden_size)
-        outputs: List[torch.Tensor] = []
-        for step in range(t):
-            i, f, g, o = torch.baddbmm(gates[step], h, recurrent).chunk(4, dim=2)
-            c = torch.sigmoid(f + w_cf * c) * c + torch.sigmoid(i + w_ci * c) * torch.tanh(g)
-            h = torch.sigmoid(o + w_co * c) * torch.tanh(c)
-            outputs.append(h)
-        hidden = torch.stack(outputs).permute(2, 0, 1, 3)  # (N, T, 2, H)
-        backward = hidden[:, :, 1].gather(1, reverse_index.unsqueeze(2).expand(n, t, hidden_size))
-        return torch.stack([hidden[:, :, 0], backward], dim=2).reshape(n, t, 2 * hidden_size)
-
-
-class _PeepholeEncoder(nn.Module):
-    """:class:`BiLstmEncoder` with the peephole LSTM (:class:`PeepholeLstm`, in eval mode), in TorchScript."""
-
-    stack_frames: torch.jit.Final[int]
-
-    def __init__(self, encoder: BiLstmEncoder):
-        super().__init__()
-        lstm: PeepholeLstm = encoder.lstm
-        if lstm.output_dim != 2 * lstm.layers[0].weight_hh.size(2):
-            raise ValueError("only bidirectional peephole LSTMs are exported (asrkit's encoders are)")
-        self.stack_frames = encoder.stack_frames
-        self.layers = nn.ModuleList(_PeepholeLayer(layer) for layer in lstm.layers)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        x, lengths = _stack_frames(x, lengths, self.stack_frames)
-        positions = torch.arange(x.size(1), device=x.device)
-        lens = lengths.to(x.device).unsqueeze(1)
-        valid = positions.unsqueeze(0) < lens  # (N, T)
-        # the backward direction reads each sequence reversed within its own length, padding after it
-        reverse_index = torch.where(valid, lens - 1 - positions, positions)
-        out = x
-        for layer in self.layers:
-            out = layer(out, reverse_index)
-        return out.masked_fill(~valid.unsqueeze(2), 0.0), lengths
-
-
-def _encoder(encoder: BiLstmEncoder) -> nn.Module:
-    return _PeepholeEncoder(encoder) if encoder.peephole else _LstmEncoder(encoder)
 
 
 class _Normalising(nn.Module):
@@ -154,7 +60,7 @@ class ExportedCtc(_Normalising):
 
     def __init__(self, model: CtcModel, mean: torch.Tensor, std: torch.Tensor):
         super().__init__(mean, std)
-        self.encoder = _encoder(model.encoder)
+        self.encoder = model.encoder
         self.output = model.output
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -171,7 +77,7 @@ class ExportedTransducer(_Normalising):
 
     def __init__(self, model: Transducer, mean: torch.Tensor, std: torch.Tensor):
         super().__init__(mean, std)
-        self.encoder = _encoder(model.encoder)
+        self.encoder = model.encoder
         self.embedding = model.decoder.embedding
         self.decoder_lstm = model.decoder.lstm
         self.joiner = model.joiner

@@ -84,8 +84,8 @@ class PeepholeLstmLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, reverse_index: torch.Tensor) -> torch.Tensor:
         """x: (N, T, C); reverse_index: (N, T) frame order of the backward direction -> (N, T, D * H)."""
-        num_directions, gate_size, input_size = self.weight_ih.shape
-        n, t, _ = x.shape
+        num_directions, gate_size, input_size = self.weight_ih.size(0), self.weight_ih.size(1), self.weight_ih.size(2)
+        n, t = x.size(0), x.size(1)
         hidden_size = gate_size // 4
         if num_directions == 2:
             x = torch.stack([x, x.gather(1, reverse_index.unsqueeze(2).expand_as(x))])  # (2, N, T, C)
@@ -94,12 +94,60 @@ class PeepholeLstmLayer(nn.Module):
         gates = torch.baddbmm(self.bias.unsqueeze(1), x.reshape(num_directions, n * t, input_size),
                               self.weight_ih.transpose(1, 2))  # (D, N * T, 4H)
         gates = gates.view(num_directions, n, t, gate_size).permute(2, 0, 1, 3).contiguous()  # (T, D, N, 4H)
-        hidden = PeepholeRecurrence.apply(gates, self.weight_hh, self.peephole)  # (T, D, N, H)
+        if torch.jit.is_scripting():
+            # TorchScript cannot hold the autograd Function: an exported model runs the steps alone, for
+            # inference (without gradients).
+            with torch.no_grad():
+                hidden = peephole_steps(gates, self.weight_hh, self.peephole)[5]
+        else:
+            hidden = self._recurrence(gates)
         hidden = hidden.permute(2, 0, 1, 3)  # (N, T, D, H)
         if num_directions == 2:
             backward = hidden[:, :, 1].gather(1, reverse_index.unsqueeze(2).expand(n, t, hidden_size))
             hidden = torch.stack([hidden[:, :, 0], backward], dim=2)
         return hidden.reshape(n, t, num_directions * hidden_size)
+
+    @torch.jit.unused
+    def _recurrence(self, gates: torch.Tensor) -> torch.Tensor:
+        """(T, D, N, 4H) input gates -> (T, D, N, H) outputs, with the hand-written backward pass."""
+        return PeepholeRecurrence.apply(gates, self.weight_hh, self.peephole)
+
+
+def peephole_steps(input_gates: torch.Tensor, weight_hh: torch.Tensor, peephole: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The recurrence of a peephole LSTM layer, all directions as a batch, from zero state, step by step.
+
+    input_gates (T, D, N, 4H): ``W_x x_t + b`` of the frame each direction reads at step t; weight_hh
+    (D, 4H, H); peephole (D, 3, H). Returns what the backward pass needs: σ of the i and f gates
+    (T, D, N, 2, H), tanh of the cell input g (T, D, N, H), the o gate (T, D, N, H), the cells (T + 1, D, N, H)
+    with the zero initial cell first, tanh of the cells (T, D, N, H) and the outputs h (T, D, N, H).
+
+    The steps write into tensors allocated once (``out=``), which autograd refuses: call it without
+    gradients (:class:`PeepholeRecurrence` differentiates it by hand).
+    """
+    steps, num_directions, n = input_gates.size(0), input_gates.size(1), input_gates.size(2)
+    hidden_size = input_gates.size(3) // 4
+    input_forget = input_gates.new_empty(steps, num_directions, n, 2, hidden_size)  # σ of i and f
+    candidate = input_gates.new_empty(steps, num_directions, n, hidden_size)  # tanh of the cell input g
+    output_gate = torch.empty_like(candidate)
+    cells = input_gates.new_zeros(steps + 1, num_directions, n, hidden_size)  # cells[t + 1] = c_t, cells[0] = 0
+    tanh_cells = torch.empty_like(candidate)
+    hidden = torch.empty_like(candidate)
+    recurrent_weight = weight_hh.transpose(1, 2)  # (D, H, 4H)
+    peephole_input_forget = peephole[:, :2].unsqueeze(1)  # (D, 1, 2, H)
+    peephole_output = peephole[:, 2].unsqueeze(1)  # (D, 1, H)
+    h = input_gates.new_zeros(num_directions, n, hidden_size)
+    for t in range(steps):
+        pre = torch.baddbmm(input_gates[t], h, recurrent_weight).view(num_directions, n, 4, hidden_size)
+        c_prev, c = cells[t], cells[t + 1]
+        torch.sigmoid(torch.addcmul(pre[:, :, :2], peephole_input_forget, c_prev.unsqueeze(2)), out=input_forget[t])
+        torch.tanh(pre[:, :, 2], out=candidate[t])
+        torch.mul(input_forget[t, :, :, 1], c_prev, out=c)
+        c.addcmul_(input_forget[t, :, :, 0], candidate[t])
+        torch.sigmoid(torch.addcmul(pre[:, :, 3], peephole_output, c), out=output_gate[t])
+        torch.tanh(c, out=tanh_cells[t])
+        h = torch.mul(output_gate[t], tanh_cells[t], out=hidden[t])
+    return input_forget, candidate, output_gate, cells, tanh_cells, hidden
 
 
 class PeepholeRecurrence(torch.autograd.Function):
@@ -112,30 +160,8 @@ class PeepholeRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, input_gates: torch.Tensor, weight_hh: torch.Tensor, peephole: torch.Tensor
                 ) -> torch.Tensor:
-        steps, num_directions, n, gate_size = input_gates.shape
-        hidden_size = gate_size // 4
-        shape = (steps, num_directions, n, hidden_size)
-        input_forget = input_gates.new_empty(steps, num_directions, n, 2, hidden_size)  # σ of i and f
-        candidate = input_gates.new_empty(shape)  # tanh of the cell input g
-        output_gate = input_gates.new_empty(shape)
-        cells = input_gates.new_zeros((steps + 1,) + shape[1:])  # cells[t + 1] = c_t, cells[0] = c_{-1} = 0
-        tanh_cells = input_gates.new_empty(shape)
-        hidden = input_gates.new_empty(shape)
-        recurrent_weight = weight_hh.transpose(1, 2)  # (D, H, 4H)
-        peephole_input_forget = peephole[:, :2].unsqueeze(1)  # (D, 1, 2, H)
-        peephole_output = peephole[:, 2].unsqueeze(1)  # (D, 1, H)
-        h = input_gates.new_zeros(shape[1:])
-        for t in range(steps):
-            pre = torch.baddbmm(input_gates[t], h, recurrent_weight).view(num_directions, n, 4, hidden_size)
-            c_prev, c = cells[t], cells[t + 1]
-            torch.sigmoid(torch.addcmul(pre[:, :, :2], peephole_input_forget, c_prev.unsqueeze(2)),
-                          out=input_forget[t])
-            torch.tanh(pre[:, :, 2], out=candidate[t])
-            torch.mul(input_forget[t, :, :, 1], c_prev, out=c)
-            c.addcmul_(input_forget[t, :, :, 0], candidate[t])
-            torch.sigmoid(torch.addcmul(pre[:, :, 3], peephole_output, c), out=output_gate[t])
-            torch.tanh(c, out=tanh_cells[t])
-            h = torch.mul(output_gate[t], tanh_cells[t], out=hidden[t])
+        input_forget, candidate, output_gate, cells, tanh_cells, hidden = peephole_steps(input_gates, weight_hh,
+                                                                                         peephole)
         ctx.save_for_backward(weight_hh, peephole, input_forget, candidate, output_gate, cells, tanh_cells, hidden)
         return hidden
 

@@ -37,12 +37,17 @@ def _section_of(options: Mapping[str, Any], section: Type[Section]) -> Section:
     return section.from_dict({f.name: options[f.name] for f in fields(section) if f.name in options})
 
 
-def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:
-    """Stored model options with every key: those a checkpoint lacks (one from an older asrkit, or a phone LM's
-    sizes alone) at the schema's defaults."""
+def decoder_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """The prediction network's and joiner's sizes among stored options, those missing at the schema's defaults."""
     sizes = asdict(_section_of(options, TransducerConfig))
-    return {"type": "ctc", **asdict(_section_of(options, ModelConfig)),
-            **{key: sizes[key] for key in TRANSDUCER_SIZES}, **({"type": options["type"]} if "type" in options else {})}
+    return {key: sizes[key] for key in TRANSDUCER_SIZES}
+
+
+def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:
+    """Stored model options with every key, those a checkpoint lacks (one from an older asrkit) at the schema's
+    defaults."""
+    return {"type": "ctc", **asdict(_section_of(options, ModelConfig)), **decoder_options(options),
+            **({"type": options["type"]} if "type" in options else {})}
 
 
 def blstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
@@ -104,7 +109,7 @@ def build_encoder(options: Mapping[str, Any], input_dim: int) -> nn.Module:
 
 def build_decoder(options: Mapping[str, Any], vocab_size: int) -> Decoder:
     """The transducer's prediction network (also trained alone as a phone LM for PRETRANS)."""
-    return Decoder.from_options(model_options(options), vocab_size)
+    return Decoder.from_options(decoder_options(options), vocab_size)
 
 
 def build_model(options: Mapping[str, Any], input_dim: int, vocab_size: int) -> AcousticModel:
