@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import torch.distributed as dist
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -48,6 +49,7 @@ from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.data.lang import TokenTable
 from asrkit.model.ctc import CtcModel
+from asrkit.model.rnnt_backend import check_device
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.data.units import Units, load_units
 
@@ -297,6 +299,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     # processes is among the options: with it change the float summation order and the ranks' dropout masks.
     digest = options_digest({**options, "init": {part: file_digest(path) for part, path in init.items()}})
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    if options["model"]["type"] == "transducer":
+        check_device(torch_device)  # a CPU-only RNN-T loss would fail at the first batch, after all the set-up
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)  # nccl uses the current device
     group = start_process_group(torch_device)
@@ -348,7 +352,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                  f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
                  f"{group.world_size} process(es) x {accumulate} batch(es) per step")
     net = TrainingLoss(model, options.get("transducer", {}))
-    if group.world_size > 1:  # averages the gradients of the processes in backward()
+    if dist.is_initialized():  # averages the gradients of the processes in backward() (nccl/gloo, even for 1)
         net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
 
     def save(name: str, epoch_batches: Optional[int]) -> None:
