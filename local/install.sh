@@ -61,7 +61,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 PIP=($PY -m pip --disable-pip-version-check -q)
-if [ -n "$BUNDLE" ]; then PIP+=(--no-index --find-links "$BUNDLE"); log "offline: packages from $BUNDLE"; fi
+if [ -n "$BUNDLE" ]; then  # for every pip command below, the build isolation's too
+  export PIP_NO_INDEX=1 PIP_FIND_LINKS=$BUNDLE
+  log "offline: packages from $BUNDLE only"
+fi
 
 # The versions to install: all of local/constraints.txt, or with ASRKIT_TORCH=system only the lines for
 # packages the environment lacks (the ones it has stay as they are, if pyproject.toml's ranges accept them).
