@@ -6,7 +6,7 @@ Usage: python local/bundle.py --python-version 3.12 [--platform manylinux_2_28_x
 Then, on the target: ``ASRKIT_BUNDLE=bundle bash local/install.sh`` (pip --no-index --find-links bundle).
 
 What goes in: asrkit's dependencies with their extras dev and bench, at local/constraints.txt's versions, and
-everything they need, as wheels for that Python and platform; the build tools setuptools and wheel; the source
+everything they need, as wheels for that Python and platform; the build tools setuptools, wheel and cmake; the source
 archives of kaldifeat, fast_rnnt and pybind11 (local/install.sh builds those two there, against the target's
 torch). Pure-Python packages that publish only a source archive are built into wheels here.
 
@@ -34,7 +34,7 @@ if sys.version_info < (3, 11):
     raise SystemExit("error: local/bundle.py needs Python 3.11 or later (tomllib); the target's Python may be older")
 import tomllib  # noqa: E402  (after the version check)
 
-BUILD_TOOLS = ["setuptools", "wheel"]
+BUILD_TOOLS = ["setuptools", "wheel", "cmake"]
 KEEP_SMALL_BYTES = 1 << 20  # --have: wheels up to this size stay in the bundle
 
 

@@ -210,6 +210,8 @@ build_wheel() {  # build_wheel NAME VERSION CACHE_DIR CMAKE_ENV_VAR MAKE_ENV_VAR
   if [ "$ARCHS" != none ]; then
     build_env+=("TORCH_CUDA_ARCH_LIST=$(echo "$ARCHS" | sed -E 's/([0-9]+)([0-9])/\1.\2/g; s/ /;/g')")
   fi
+  # the cmake installed above (a recent one knows recent nvcc's C++ dialects), not whichever is first on PATH
+  build_env+=("PATH=$($PY -c 'import cmake; print(cmake.CMAKE_BIN_DIR)'):$PATH")
   env "${build_env[@]}" \
     "${PIP[@]}" wheel --no-build-isolation --no-deps "$work/$name-$version" -w "$work/wheels"
   # Rename into place so an interrupted build never leaves a wheel that looks finished.
