@@ -47,7 +47,11 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment $VENV"
   if [ "$TORCH_MODE" = system ]; then
-    "$PYTHON" -m venv --system-site-packages "$VENV"
+    # Without ensurepip (Debian's python3 without python3-venv, venvs made by uv) the venv uses $PYTHON's pip.
+    "$PYTHON" -m venv --system-site-packages "$VENV" 2>/dev/null \
+      || { "$PYTHON" -m pip --version >/dev/null && log "no ensurepip for $PYTHON: the venv uses its pip" \
+           && rm -rf "$VENV" && "$PYTHON" -m venv --system-site-packages --without-pip "$VENV"; } \
+      || die "cannot make a venv with $PYTHON (neither ensurepip nor pip)"
     # --system-site-packages shows the base interpreter's packages. When $PYTHON is itself a venv's (as in
     # many GPU containers), its torch is in that venv: a .pth file adds its folders, after the new venv's own.
     parent=$("$PYTHON" -c 'import site, sys; print("\n".join(site.getsitepackages()) if sys.prefix != sys.base_prefix else "")')
