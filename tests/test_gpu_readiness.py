@@ -2,8 +2,10 @@
 and how to fix it. Here (no GPU, fast_rnnt's CPU build) CUDA is pretended by replacing the device resolution;
 the check that runs is the real one, on the real backend."""
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,19 @@ def test_the_recipe_refuses_before_its_first_stage(tmp_path: Path, cpu_only_back
     assert result.returncode != 0
     assert "built without CUDA" in result.stdout + result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
     assert not (tmp_path / "run/data").exists()
+
+
+def test_a_transducer_trains_under_torchrun(skeleton: Path, tmp_path: Path):
+    """The path of the GPU check's torchrun part, on the CPU: one process in a process group (gloo here, nccl on
+    GPUs) trains a transducer under DistributedDataParallel, whose prediction network has a layer the transducer
+    loss does not use (the phone LM's output)."""
+    options = {**OPTIONS, "training": {**OPTIONS["training"], "num_processes": 1}}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
+               "-m", "asrkit.training.train", "--device", "cpu", "--num-threads", "1",
+               "--train-cuts", str(skeleton / "features/cuts_train.jsonl.gz"),
+               "--dev-cuts", str(skeleton / "features/cuts_dev.jsonl.gz"), "--stats", str(skeleton / "features/stats.pt"),
+               "--tokens", str(skeleton / "lang/tokens.txt"), "--exp-dir", str(tmp_path / "exp"),
+               "--options", json.dumps(options)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "exp/model.pt").exists()

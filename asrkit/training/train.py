@@ -353,7 +353,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                  f"{group.world_size} process(es) x {accumulate} batch(es) per step")
     net = TrainingLoss(model, options.get("transducer", {}))
     if dist.is_initialized():  # averages the gradients of the processes in backward() (nccl/gloo, even for 1)
-        net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+        # find_unused_parameters: a transducer's prediction network keeps its phone-LM output layer, unused here
+        net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
+                                      find_unused_parameters=not isinstance(model, CtcModel))
 
     def save(name: str, epoch_batches: Optional[int]) -> None:
         """Every process calls it (each one's RNG state is saved); rank 0 writes."""
