@@ -1,21 +1,64 @@
-# asrkit's workflow entry point: runs the recipe named in the config through its numbered stages.
-# Users call recipes/<recipe>/run.sh, which calls this with the recipe's config.yaml.
+# asrkit's workflow: a recipe's numbered stages, as in Kaldi's run.sh. Users call recipes/<recipe>/run.sh, which
+# runs this with the recipe's config.yaml. The stages, their rules and the modules they run are listed in one
+# table, asrkit/workflow/stages.py; the rules are in asrkit/workflow/rules/ and, for stages 0-1, the recipe's
+# rules/prepare.smk.
 import json
 import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from asrkit.workflow.stages import PHONE_LM, RECIPE_MODELS, STAGES
+
 min_version("9.0")
 
 WORKFLOW = Path(workflow.basedir) / "asrkit" / "workflow"  # the generic rules and the config schema
 validate(config, WORKFLOW / "schemas/config.schema.yaml")  # before anything runs: a typo stops here, named
+unknown_models = [m for m in config["models"] if m not in RECIPE_MODELS]
+if unknown_models:
+    raise WorkflowError(f"models: {', '.join(map(repr, unknown_models))} not known; expected some of "
+                        f"{', '.join(RECIPE_MODELS)} (asrkit/workflow/stages.py)")
 RECIPE = config["recipe"]
 RECIPE_DIR = Path(config.get("recipe_dir", Path(workflow.basedir) / "recipes" / RECIPE))
 
 include: WORKFLOW / "rules/common.smk"
-include: RECIPE_DIR / "rules/prepare.smk"      # stages 0-1: corpus-specific
-include: WORKFLOW / "rules/features.smk"                  # stage 2
-include: WORKFLOW / "rules/lang.smk"                      # stage 3: units
-include: WORKFLOW / "rules/train.smk"                     # stages 4-7
-include: WORKFLOW / "rules/score.smk"                     # stages 8-9
+include: WORKFLOW / "rules/corpus.smk"          # stage 0, and what stage 1 shares across recipes
+include: RECIPE_DIR / "rules/prepare.smk"       # stage 1: the corpus-specific manifests
+include: WORKFLOW / "rules/features.smk"        # stage 2
+include: WORKFLOW / "rules/lang.smk"            # stage 3
+include: WORKFLOW / "rules/train.smk"           # stages 4-7
+include: WORKFLOW / "rules/score.smk"           # stages 8-9
+
+
+# What each stage makes for this config; `run.sh --stage N --stop-stage M` asks for stage_N .. stage_M.
+STAGE_TARGETS = {
+    0: [CORPUS_DIR] if DEMO else [],
+    1: rules.manifests.output,
+    2: [*expand(rules.features.output.cuts, split=SPLITS), *rules.feature_stats.output],
+    3: rules.lang.output,
+    **{stage: [f"exp/{m}/model.pt" for m in MODELS if RECIPE_MODELS[m].stage == stage] for stage in (4, 6, 7)},
+    5: [f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS) else [],
+    8: decoded(rules.decode.output.hyps),
+    9: [*rules.results.output, *decoded(rules.score.output.reports[0]),
+        *[f"exp/{model}/{plot}.png" for model in MODELS for plot in ("training", "sensitivity")]],
+}
+
+
+rule all:
+    default_target: True
+    input:
+        STAGE_TARGETS[9],
+
+
+# Each stage touches a marker once its outputs are complete. Snakemake decides what is stale: a stage whose
+# outputs are up to date is skipped, and a rerun with nothing changed has nothing to do.
+for stage in STAGES:
+
+    rule:
+        name:
+            f"stage_{stage.number}"
+        input:
+            STAGE_TARGETS[stage.number],
+        output:
+            touch(stage_done(stage.number)),
+        localrule: True

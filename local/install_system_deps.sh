@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that make the demo corpus (TTS voices with phone timings, sox, fortunes), and
-# SLURM with munge, which tests/test_slurm.py starts as a one-node cluster to run the recipe on.
+# SLURM with munge, which tests/workflow/test_slurm.py starts as a one-node cluster to run the recipe on.
 # Does nothing when they are all there; needs root (or sudo) otherwise.
 set -euo pipefail
 packages=(festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu festlex-poslex

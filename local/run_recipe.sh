@@ -10,6 +10,8 @@ set -euo pipefail
 
 recipe_script=$1
 shift
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # the repository: Snakefile, asrkit/, .venv
+python=$root/.venv/bin/python
 
 stage=0
 stop_stage=9
@@ -27,13 +29,16 @@ while [ $# -gt 0 ]; do
     --cores) cores=$2; shift 2 ;;
     --profile) profile=$(cd "$2" && pwd); shift 2 ;;
     --) shift; snakemake_args=("$@"); break ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$recipe_script"; exit 0 ;;
+    -h|--help)
+      awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$recipe_script"
+      printf '\nStages (asrkit/workflow/stages.py):\n'
+      "$python" -c 'from asrkit.workflow.stages import stage_table; print(stage_table())'
+      exit 0 ;;
     *) echo "run.sh: unknown option $1 (see run.sh --help)" >&2; exit 2 ;;
   esac
 done
 
 recipe_dir=$(cd "$(dirname "$recipe_script")" && pwd)
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # the repository: Snakefile, asrkit/, .venv
 snakemake=${SNAKEMAKE:-$root/.venv/bin/snakemake}
 cd "$recipe_dir"
 mkdir -p "$dir"

@@ -51,15 +51,6 @@ rule feature_stats:
         "{PY} -m asrkit.data.features stats --cuts {input} --output {output} --options {params.options:q} 2>&1 | tee {log}"
 
 
-rule stage_2:
-    output:
-        touch(stage_done(2)),
-    input:
-        expand(rules.features.output.cuts, split=SPLITS),
-        rules.feature_stats.output,
-
-
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.
 localrules:
     features,
-    stage_2,

@@ -20,14 +20,6 @@ rule lang:
         "{PY} -m asrkit.data.lang --lang-dir data/lang --units {params.units:q} {params.train} 2>&1 | tee {log}"
 
 
-rule stage_3:
-    output:
-        touch(stage_done(3)),
-    input:
-        rules.lang.output,
-
-
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.
 localrules:
     lang,
-    stage_3,

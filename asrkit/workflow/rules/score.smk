@@ -1,14 +1,12 @@
 # Stages 8-9: decode dev and test with every configured search and beam; score (PER on 39 phones, or WER and
 # CER for sentencepiece units), plot, RESULTS.md.
 
-MODEL_TYPES = {"ctc": "ctc", "transducer": "transducer", "pretrained_transducer": "transducer"}
-MODEL_NAMES = {"ctc": "CTC", "transducer": "TRANS", "pretrained_transducer": "PRETRANS"}
 METRICS = ["per"] if PHONES else ["wer", "cer"]  # the units' error rates, in asrkit.data.units' order
 
 
 def decodings(model):
     """Decoding settings of a model: 'greedy', or '<method>_<beam>' for each configured beam width."""
-    for method in DECODING[MODEL_TYPES[model]]:
+    for method in DECODING[RECIPE_MODELS[model].type]:
         yield from ["greedy"] if method == "greedy" else [f"{method}_{beam}" for beam in DECODING["beams"]]
 
 
@@ -31,7 +29,7 @@ def decoding_label(decoding):
 
 wildcard_constraints:
     decoding="greedy|[a-z_]+_[0-9]+",
-    model="|".join(MODEL_TYPES),
+    model="|".join(RECIPE_MODELS),
 
 
 rule decode:
@@ -62,7 +60,7 @@ rule score:
         summary="exp/{model}/decode_{decoding}/summary_{split}.json",
         confusion="exp/{model}/decode_{decoding}/confusion_{split}.png",
     params:
-        name=lambda w: MODEL_NAMES[w.model],
+        name=lambda w: RECIPE_MODELS[w.model].label,
         label=lambda w: decoding_label(w.decoding),
     log:
         "logs/9_score_{model}_{decoding}_{split}.log",
@@ -107,34 +105,9 @@ rule results:
         "{PY} -m asrkit.scoring.score results --summaries {input} --output {output} 2>&1 | tee {log}"
 
 
-rule stage_8:
-    output:
-        touch(stage_done(8)),
-    input:
-        decoded(rules.decode.output.hyps),
-
-
-rule stage_9:
-    output:
-        touch(stage_done(9)),
-    input:
-        rules.results.output,
-        [f"exp/{model}/{plot}.png" for model in MODELS for plot in ("training", "sensitivity")],
-        decoded(rules.score.output.reports[0]),
-
-
-rule all:
-    default_target: True
-    input:
-        rules.stage_9.input,
-
-
 # Cheap (a table, plots of one utterance and of the loss curves): on a cluster they run where Snakemake runs
 # instead of waiting in the queue. Decoding and scoring, whose cost grows with the test sets, are jobs.
 localrules:
     results,
     training_curves,
     sensitivity,
-    stage_8,
-    stage_9,
-    all,

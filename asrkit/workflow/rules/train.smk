@@ -1,6 +1,6 @@
-# Stages 4-7: CTC, the phone LM (prediction network pretraining on the tokens: phones or pieces), TRANS and
-# PRETRANS. Each resumes from its exp/<model>/checkpoints after a crash. Only the models listed in the config's
-# `models` are trained.
+# Stages 4-7: the models of asrkit/workflow/stages.py's RECIPE_MODELS (CTC, TRANS, PRETRANS), one rule each, and the
+# phone LM (the prediction network pretrained on the tokens: phones or pieces). Each resumes from its
+# exp/<model>/checkpoints after a crash. Only the config's `models`, and what they start from, are trained.
 
 TRAIN_INPUTS = {
     "train": "data/features/cuts_train.jsonl.gz",
@@ -20,17 +20,19 @@ TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {
     if NUM_PROCESSES > 1 else PY
 TRAIN_SHELL = (
     "{TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train} --dev-cuts {input.dev} --stats {input.stats}"
-    " --tokens {input.tokens} --exp-dir exp/{wildcards.model} --options {params.options:q}"
+    " --tokens {input.tokens} --exp-dir {params.exp_dir} --options {params.options:q}"
     " --run-options {RUN_OPTIONS:q} --num-threads {threads} {params.init} 2>&1 | tee {log}"
 )
+
+
+DECODER_SIZES = ("decoder_embedding_dim", "decoder_hidden_size", "decoder_num_layers")
 
 
 def model_options(model_type):
     """The encoder config, with the model type and, for transducers, the prediction network/joiner sizes."""
     options = {**config["model"], "type": model_type}
     if model_type == "transducer":
-        sizes = ("decoder_embedding_dim", "decoder_hidden_size", "decoder_num_layers", "joiner_dim")
-        options.update({k: v for k, v in config.get("transducer", {}).items() if k in sizes})
+        options.update({k: v for k, v in config.get("transducer", {}).items() if k in DECODER_SIZES + ("joiner_dim",)})
     return options
 
 
@@ -45,22 +47,27 @@ def training_options(model_type):
     return json.dumps(options, sort_keys=True)
 
 
-rule train_ctc:
-    input:
-        **TRAIN_INPUTS,
-    output:
-        model="exp/{model}/model.pt",
-        history="exp/{model}/history.json",
-    wildcard_constraints:
-        model="ctc",
-    params:
-        options=training_options("ctc"),
-        init="",
-    threads: workflow.cores
-    log:
-        "logs/4_train_{model}.log",
-    shell:
-        TRAIN_SHELL
+# One rule per model, named train_<model>, logged as logs/<stage>_train_<model>.log.
+for recipe_model in RECIPE_MODELS.values():
+
+    rule:
+        name:
+            f"train_{recipe_model.name}"
+        input:
+            **TRAIN_INPUTS,
+            **{part: f"exp/{source}/model.pt" for part, source in recipe_model.init.items()},
+        output:
+            model=f"exp/{recipe_model.name}/model.pt",
+            history=f"exp/{recipe_model.name}/history.json",
+        params:
+            options=training_options(recipe_model.type),
+            exp_dir=f"exp/{recipe_model.name}",
+            init=" ".join(f"--init-{part} exp/{source}/model.pt" for part, source in recipe_model.init.items()),
+        threads: workflow.cores
+        log:
+            f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
+        shell:
+            TRAIN_SHELL
 
 
 rule phone_lm:
@@ -70,87 +77,15 @@ rule phone_lm:
         tokens=TRAIN_INPUTS["tokens"],
         lang=TRAIN_INPUTS["lang"],
     output:
-        model="exp/phone_lm/model.pt",
-        history="exp/phone_lm/history.json",
+        model=f"exp/{PHONE_LM}/model.pt",
+        history=f"exp/{PHONE_LM}/history.json",
     params:
+        # the prediction network's sizes, not the encoder's: an encoder setting must not retrain the phone LM
         options=json.dumps({"seed": config["seed"], "units": UNITS,
-                            "model": model_options("transducer"),
+                            "model": {k: v for k, v in model_options("transducer").items() if k in DECODER_SIZES},
                             "phone_lm": config.get("phone_lm", {})}, sort_keys=True),
     log:
         "logs/5_phone_lm.log",
     shell:
         "{PY} -m asrkit.training.phone_lm --train-cuts {input.train} --dev-cuts {input.dev} --tokens {input.tokens}"
         " --exp-dir exp/phone_lm --options {params.options:q} 2>&1 | tee {log}"
-
-
-rule train_transducer:
-    input:
-        **TRAIN_INPUTS,
-    output:
-        model="exp/{model}/model.pt",
-        history="exp/{model}/history.json",
-    wildcard_constraints:
-        model="transducer",
-    params:
-        options=training_options("transducer"),
-        init="",
-    threads: workflow.cores
-    log:
-        "logs/6_train_{model}.log",
-    shell:
-        TRAIN_SHELL
-
-
-rule train_pretrained_transducer:
-    input:
-        **TRAIN_INPUTS,
-        ctc="exp/ctc/model.pt",
-        phone_lm="exp/phone_lm/model.pt",
-    output:
-        model="exp/{model}/model.pt",
-        history="exp/{model}/history.json",
-    wildcard_constraints:
-        model="pretrained_transducer",
-    params:
-        options=training_options("transducer"),
-        init=lambda w, input: f"--init-encoder {input.ctc} --init-decoder {input.phone_lm}",
-    threads: workflow.cores
-    log:
-        "logs/7_train_{model}.log",
-    shell:
-        TRAIN_SHELL
-
-
-rule stage_4:
-    output:
-        touch(stage_done(4)),
-    input:
-        [f"exp/ctc/model.pt"] if "ctc" in MODELS else [],
-
-
-rule stage_5:
-    output:
-        touch(stage_done(5)),
-    input:
-        ["exp/phone_lm/model.pt"] if "pretrained_transducer" in MODELS else [],
-
-
-rule stage_6:
-    output:
-        touch(stage_done(6)),
-    input:
-        ["exp/transducer/model.pt"] if "transducer" in MODELS else [],
-
-
-rule stage_7:
-    output:
-        touch(stage_done(7)),
-    input:
-        ["exp/pretrained_transducer/model.pt"] if "pretrained_transducer" in MODELS else [],
-
-
-localrules:  # stage markers: on a cluster they run where Snakemake runs instead of waiting in the queue
-    stage_4,
-    stage_5,
-    stage_6,
-    stage_7,

@@ -5,13 +5,8 @@
 # with one <part> folder each for train, dev and test (their names: corpus.parts in config.yaml).
 # Set corpus_dir in config.yaml (relative to this folder, or absolute; a symlink to your copy works).
 #
-# Stages (Snakemake decides what is stale; up-to-date stages are skipped):
-#   0  (nothing: this recipe has no demo corpus)
-#   1  manifests: local/prepare.py checks the corpus and writes lhotse manifests
-#   2  features: 40 mel fbank + energy (kaldifeat); mean/variance from train
-#   3  units: sentencepiece trained on the training transcripts (units in config.yaml)
-#   4  train CTC          5 token LM          6 train TRANS          7 train PRETRANS
-#   8  decode             9 score: WER and CER, RESULTS.md
+# The numbered stages are listed below (`run.sh --help`); Snakemake decides what is stale, and up-to-date
+# stages are skipped.
 #
 # All outputs go under --dir (default: this folder): data/, exp/, logs/, RESULTS.md. Usage:
 #   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]

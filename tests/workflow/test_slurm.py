@@ -22,9 +22,11 @@ from lhotse import CutSet
 from asrkit.training.checkpoint import load_checkpoint
 from slurm_cluster import ClusterUnavailable, SlurmCluster
 from process_groups import kill_group
-from test_faults import TINY, load_features, results_without_rtf
+from tiny_recipe import TINY, load_features, results_without_rtf
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 PROFILE = ROOT / "profiles" / "slurm"
 

@@ -30,23 +30,15 @@ from lhotse import CutSet
 from asrkit.training.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
 from process_groups import group_members, kill_group, run_group
+from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS, TINY, load_features, results_without_rtf
 from timit_skeleton import FEATURES
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 SEED = 4  # seeds the kill points: a failing sequence of kills can be replayed
 
-# Dropout and a loader worker process: a resumed epoch must restore the RNG streams of both to be exact.
-TINY = """
-corpus_dir: null
-models: [ctc]
-num_jobs: 2
-demo_corpus: {num_train_speakers: 6, num_dev_speakers: 1, num_test_speakers: 2}
-model: {num_layers: 1, hidden_size: 16, stack_frames: 3, dropout: 0.1}
-training: {num_epochs: 2, max_duration: 8, optimizer: adam, lr: 0.003, weight_noise_std: 0.0,
-           checkpoint_every_batches: 2, num_workers: 1}
-decoding: {ctc: [greedy, prefix_beam], beams: [4], splits: [test]}
-"""
 RUN_TIMEOUT = 900  # seconds for a whole run; a hung run fails the test instead of the CI job
 WAIT_TIMEOUT = 600  # seconds to reach a kill point
 PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
@@ -56,12 +48,6 @@ PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
 # Running and killing the recipe
 
 
-#: Two cores (what CI has); stages 0-8 and the reports of stage 9 that the tests compare: its sensitivity figure
-#: needs a model that has learnt to emit speech, which these tiny ones have not. Training on one thread: a torch
-#: job with more threads than free cores runs many times slower, and the machine is shared (an epoch that takes
-#: 1 s alone took 90 s beside another 2-thread training).
-RUN_ARGS = ["--cores", "2", "--stop-stage", "8"]
-SNAKEMAKE_ARGS = ["RESULTS.md", "exp/ctc/training.png", "--set-threads", "train_ctc=1"]
 
 
 class Recipe:
@@ -475,19 +461,6 @@ def manifest_lines(path: Path, work: Path) -> List[str]:
         return f.read().replace(str(work.resolve()), "<work>").splitlines()
 
 
-def load_features(cut, work: Path) -> np.ndarray:
-    """Feature paths in the cut manifests are relative to the run's folder."""
-    cut.features.storage_path = str(work / cut.features.storage_path)
-    return cut.load_features()
-
-
 def history(work: Path) -> List[Dict]:
     return [{k: v for k, v in epoch.items() if k != "seconds"}
             for epoch in json.loads((work / "exp/ctc/history.json").read_text())]
-
-
-def results_without_rtf(work: Path) -> List[List[str]]:
-    rows = [line.split("|") for line in (work / "RESULTS.md").read_text().splitlines() if line.startswith("|")]
-    rtf = [cell.strip() for cell in rows[0]].index("RTF")
-    return [row[:rtf] + row[rtf + 1:] for row in rows]
-

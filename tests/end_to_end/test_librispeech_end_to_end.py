@@ -11,7 +11,9 @@ from lhotse import SupervisionSet
 
 from asrkit.scoring.error_rates import score_utterances
 
-RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "librispeech" / "run.sh"
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+RUN_SH = Path(__file__).resolve().parents[2] / "recipes" / "librispeech" / "run.sh"
 
 # CTC, and PRETRANS (its encoder from the CTC model, its prediction network from the token LM of stage 5),
 # which learns in as few epochs as CTC; TRANS is the same code without the initialisation (as in TIMIT's test).

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "timit" / "run.sh"
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
+RUN_SH = Path(__file__).resolve().parents[2] / "recipes" / "timit" / "run.sh"
 
 # CTC and PRETRANS (which trains the phone LM and starts from the CTC encoder) cover every stage; TRANS is
 # the same code as PRETRANS without the initialisation, and would double the test's time.

@@ -13,7 +13,7 @@ from lhotse.recipes.timit import get_speakers, prepare_timit
 from asrkit.demo import sentences as text, tts
 from asrkit.data.phones import TIMIT_LABELS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes" / "timit" / "local"))
 import make_demo_corpus  # noqa: E402
 

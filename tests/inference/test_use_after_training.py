@@ -32,7 +32,7 @@ from asrkit.inference.sensitivity import plot_sensitivity
 from asrkit.inference.transcribe import (Transcriber, ctc_best_path_frames, greedy_path, read_audio,
                                transducer_best_path_frames)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PHONES = ["aa", "b", "d", "h#", "iy", "s", "sh", "t", "z"]
 SILENT = "sh"  # its output bias is pushed down: the models never emit it
 DURATION = 1.2  # seconds of test audio

@@ -20,10 +20,11 @@ from lhotse import CutSet
 
 from asrkit.training.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
-from test_faults import RUN_ARGS, SNAKEMAKE_ARGS, kill_group, run_group
+from process_groups import kill_group, run_group
+from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS
 from timit_skeleton import write_timit_skeleton
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 
 
@@ -155,6 +156,7 @@ decoding: {{ctc: [greedy], beams: [1], splits: [test]}}
 """
 
 
+@pytest.mark.slow  # a whole recipe run
 def test_recipe_runs_with_spaces_in_the_corpus_and_run_paths(tmp_path, monkeypatch):
     corpus = small_corpus(tmp_path / "my corpora" / "TIMIT copy", num_train_speakers=4)
     work = tmp_path / "my runs" / "run 1"

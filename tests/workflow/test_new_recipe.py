@@ -11,6 +11,8 @@ from asrkit.demo import sentences as text, tts
 from asrkit.demo.speakers import speaking_style
 from asrkit.workflow.new_recipe import create_recipe
 
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
 SIZES = {"train": 16, "dev": 3, "test": 3}
 TINY = """
 corpus_dir: {corpus}

@@ -22,6 +22,8 @@ from asrkit.training.train import train
 from process_groups import kill_group, run_group
 from timit_skeleton import FEATURES
 
+pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
+
 #: 32 training cuts of 0.3 s, 3 a batch: 11 batches an epoch, 6 steps of 2 (lhotse splits the last batch in two)
 OPTIONS = {
     "seed": 5, "units": {"type": "phones", "phone_set": 60}, "features": FEATURES,
