@@ -56,7 +56,7 @@ def test_the_recipe_refuses_before_its_first_stage(tmp_path: Path, cpu_only_back
                                            "torch.cuda.device_count = lambda: 1\n")
     config = tmp_path / "gpu.yaml"
     config.write_text("device: cuda\nmodels: [ctc, transducer]\n")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(root), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([str(root / "recipes/timit/run.sh"), "--config", str(config), "--dir", str(tmp_path / "run"),
                              "--", "--dry-run"], capture_output=True, text=True, env=env, timeout=300)
