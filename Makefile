@@ -1,5 +1,5 @@
 # The two commands of the README. Both install what is missing first (a second install takes seconds).
-.PHONY: install system-deps demo test test-fast clean-demo
+.PHONY: install system-deps demo test test-fast clean-demo bundle gpu-check
 
 install: system-deps
 	bash local/install.sh
@@ -21,3 +21,15 @@ test-fast: install
 
 clean-demo:
 	rm -rf recipes/timit/demo
+
+# A folder of every wheel and source archive needed to install on a machine without internet, for the
+# target's Python and platform (torch excepted: see local/bundle.py); install with ASRKIT_BUNDLE=bundle.
+PYTHON_VERSION ?= 3.11
+PLATFORM ?= manylinux_2_28_x86_64
+bundle:
+	python3 local/bundle.py --python-version $(PYTHON_VERSION) --platform $(PLATFORM) $(if $(HAVE),--have $(HAVE)) $(if $(TORCH_VERSION),--torch-version $(TORCH_VERSION))
+
+# On a machine with a CUDA GPU and no internet: install from bundle/ over the machine's torch, build fast_rnnt
+# with CUDA, run the tiny recipe end to end on the GPU; a table of the parts (GPU_CHECK_DIR, default gpu-check/).
+gpu-check:
+	python3 local/gpu_check.py

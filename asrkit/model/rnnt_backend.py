@@ -14,6 +14,8 @@ Shapes, with B utterances, T frames, S labels, C classes and boundary rows ``[0,
   - ``rnnt_loss_pruned(logits (B, T, s_range, C), symbols, ranges, termination_symbol, boundary, ...)``
 """
 
+import torch
+
 try:
     import k2 as _backend
 
@@ -29,5 +31,25 @@ get_rnnt_prune_ranges = _backend.get_rnnt_prune_ranges
 do_rnnt_pruning = _backend.do_rnnt_pruning
 rnnt_loss_pruned = _backend.rnnt_loss_pruned
 
-__all__ = ["BACKEND", "rnnt_loss", "rnnt_loss_smoothed", "get_rnnt_prune_ranges", "do_rnnt_pruning",
+
+
+def backend_has_cuda() -> bool:
+    """Whether the backend was built with CUDA kernels (both packages can be built without them, and then
+    reject CUDA tensors, fast_rnnt with "Failed to find native CUDA module")."""
+    with_cuda = _backend.with_cuda  # fast_rnnt: a function; k2: a bool
+    return bool(with_cuda() if callable(with_cuda) else with_cuda)
+
+
+def check_device(device: torch.device) -> None:
+    """Stop, before any training, when the RNN-T losses cannot run on ``device`` (a CPU-only build on CUDA)."""
+    if device.type == "cuda" and not backend_has_cuda():
+        raise RuntimeError(
+            f"the transducer would train on {device}, but {BACKEND} {getattr(_backend, '__version__', '')} (at "
+            f"{_backend.__file__}) was built without CUDA, so its RNN-T loss rejects GPU tensors. Reinstall it with "
+            f"CUDA: rerun local/install.sh where nvcc (same CUDA major version as torch {torch.version.cuda}) is on "
+            f"PATH and a GPU is visible, or with ASRKIT_CUDA_ARCHS set to the GPU's compute capability (e.g. 90); "
+            f"or set device: cpu")
+
+
+__all__ = ["BACKEND", "backend_has_cuda", "check_device", "rnnt_loss", "rnnt_loss_smoothed", "get_rnnt_prune_ranges", "do_rnnt_pruning",
            "rnnt_loss_pruned"]

@@ -59,9 +59,9 @@ class ProcessGroup:
 
 def start_process_group(device: torch.device) -> ProcessGroup:
     """Join the other processes that torchrun started (gloo on the CPU, nccl on GPUs), or be alone."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
+    if "WORLD_SIZE" not in os.environ:  # not started by torchrun; under torchrun even 1 process joins a group
         return ProcessGroup()
+    world_size = int(os.environ["WORLD_SIZE"])
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return ProcessGroup(dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0")))

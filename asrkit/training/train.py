@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 from lhotse import CutSet
 from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
 from torch.nn.parallel import DistributedDataParallel
@@ -51,6 +52,7 @@ from asrkit.data.features import input_dim, load_stats
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 from asrkit.data.lang import TokenTable
+from asrkit.model.rnnt_backend import check_device
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.data.units import Units, load_units
 
@@ -291,6 +293,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     # processes is among them: with it change the float summation order and the ranks' dropout masks.
     digest = setup.digest()
     torch_device = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    if setup.model_type == "transducer":
+        check_device(torch_device)  # a CPU-only RNN-T loss would fail at the first batch, after all the set-up
     if torch_device.type == "cuda":
         torch.cuda.set_device(torch_device)  # nccl uses the current device
     group = start_process_group(torch_device)
@@ -343,8 +347,10 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                  f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
                  f"{group.world_size} process(es) x {accumulate} batch(es) per step")
     net = TrainingLoss(model, setup.transducer)
-    if group.world_size > 1:  # averages the gradients of the processes in backward()
-        net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None)
+    if dist.is_initialized():  # averages the gradients of the processes in backward() (nccl/gloo, even for 1)
+        # find_unused_parameters: a transducer's prediction network keeps its phone-LM output layer, unused here
+        net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
+                                      find_unused_parameters=True)
 
     def save(name: str, epoch_batches: Optional[int]) -> None:
         """Every process calls it (each one's RNG state is saved); rank 0 writes."""

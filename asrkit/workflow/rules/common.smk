@@ -12,6 +12,11 @@ DEVICE = config["device"]  # where training, decoding and sensitivity compute: p
 SPLITS = ["train", "dev", "test"]
 DECODING = config["decoding"]
 MODELS = config["models"]
+if DEVICE != "cpu" and set(MODELS) & {"transducer", "pretrained_transducer"}:
+    # A transducer on a GPU needs an RNN-T loss built with CUDA: say so now, not once CTC has trained for hours.
+    from asrkit.device import resolve_device
+    from asrkit.model.rnnt_backend import check_device
+    check_device(resolve_device(DEVICE))
 
 
 def manifest(kind, split):
