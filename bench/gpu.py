@@ -111,10 +111,12 @@ def loss_step(variant: str, lengths: List[int], device: torch.device, repeats: i
     torch.manual_seed(0)
     model = build_model(MODELS["TRANS-3L-250H"], INPUT_DIM, VOCAB).to(device).train()
     batch = make_batch(lengths, device)
+    loss = TransducerConfig.from_dict({"loss": variant})  # the recipe's loss settings, with the schema's defaults
 
     def step() -> None:
         simple, transducer = model(batch["features"], batch["feature_lens"], batch["targets"], batch["target_lens"],
-                                   loss=variant)
+                                   prune_range=loss.prune_range, am_scale=loss.am_scale, lm_scale=loss.lm_scale,
+                                   loss=loss.loss)
         (0.5 * simple + transducer).backward()
         synchronise(device)
 
