@@ -40,8 +40,9 @@ those of the most probable alignment of the phones they found. A file with no ph
 A model of sentencepiece units prints words instead, each with the time of its first piece.
 
 Audio: anything soundfile reads (wav, flac, NIST sphere, ...), at any sampling rate (resampled to 16 kHz);
-several channels are averaged into one. A file that cannot be read is reported on stderr as
-"error: <file>: <reason>"; the other files are still transcribed and the exit status is 1.
+several channels are averaged into one. A file that cannot be read (or is not a file, or holds NaN or infinite
+samples) is reported on stderr as "error: <file>: <reason>"; the other files are still transcribed and the
+exit status is 1.
 """
 
 SENSITIVITY_HELP = """\
