@@ -217,6 +217,26 @@ def test_nothing_to_decode_is_refused_before_anything_runs(tmp_path):
     assert result.returncode != 0 and "[] should be non-empty" in result.stdout + result.stderr
 
 
+
+@pytest.mark.parametrize("text,problem", [
+    ("", "{extra}: empty (a config file holds settings, e.g. 'training: {{num_epochs: 5}}')"),
+    ("- training\n- models\n", "{extra}: a YAML list, not a mapping of settings"),
+    ("training: {num_epochs: 1}\nmodels: [ctc]\ntraining: {lr: 0.1}\n",
+     "{extra}:3: key 'training' given twice (first on line 1); only the last would be used"),
+    ("training:\n  lr: 0.1\n  lr: 0.2\n", "{extra}:3: key 'lr' given twice (first on line 2)"),
+    ('{"models": ["ctc"], "models": ["transducer"]}', "{extra}: key 'models' given twice"),
+    ("models: [ctc\n", "{extra}:2: not valid YAML (expected ',' or ']'"),
+])
+def test_a_bad_config_file_is_named_before_snakemake_runs(tmp_path, text, problem):
+    """Snakemake named no file for an empty config or a list, and kept a repeated key's last value silently."""
+    extra = tmp_path / "extra config.yaml"
+    extra.write_text(text)
+    result = run_group([str(RUN_SH), "--config", str(extra), "--dir", str(tmp_path / "work"), "--", "--dry-run"],
+                       timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: " + problem.format(extra=extra)), result.stderr
+    assert not (tmp_path / "work").exists()  # refused before anything was made or locked
+
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints
 
