@@ -23,7 +23,7 @@ from typing import List, Optional
 from asrkit.decoding.decode import add_search_flags
 from asrkit.device import DEVICE_CHOICES
 from asrkit.inference.export import export_model
-from asrkit.data.kaldi_data import TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.data.kaldi_data import PIPE_TIMEOUT, TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
 from asrkit.workflow.new_recipe import create_recipe
 from asrkit.inference.sensitivity import plot_sensitivity
 from asrkit.inference.transcribe import Transcriber
@@ -40,8 +40,9 @@ those of the most probable alignment of the phones they found. A file with no ph
 A model of sentencepiece units prints words instead, each with the time of its first piece.
 
 Audio: anything soundfile reads (wav, flac, NIST sphere, ...), at any sampling rate (resampled to 16 kHz);
-several channels are averaged into one. A file that cannot be read is reported on stderr as
-"error: <file>: <reason>"; the other files are still transcribed and the exit status is 1.
+several channels are averaged into one. A file that cannot be read (or is not a file, or holds NaN or infinite
+samples) is reported on stderr as "error: <file>: <reason>"; the other files are still transcribed and the
+exit status is 1.
 """
 
 SENSITIVITY_HELP = """\
@@ -129,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="take the durations from reco2dur instead of reading every recording (faster; "
                               "unreadable audio is then found only when features are computed; default: read)")
     command.add_argument("--num-jobs", type=int, default=1, help="processes reading audio (default 1)")
+    command.add_argument("--pipe-timeout", type=float, default=PIPE_TIMEOUT,
+                         help=f"seconds a wav.scp pipe may run before the import stops naming its line "
+                              f"(default {PIPE_TIMEOUT:g})")
 
     command = commands.add_parser("new-recipe", help="a new recipe from the template (docs/new_recipe.md)",
                                   description="Creates DIR/NAME with config.yaml, run.sh, rules/prepare.smk and "
@@ -176,7 +180,7 @@ def kaldi_export(args: argparse.Namespace) -> int:
 
 def kaldi_import(args: argparse.Namespace) -> int:
     import_kaldi_data_dir(args.data_dir, args.sampling_rate, args.output_dir, args.prefix, args.split,
-                          args.use_reco2dur, args.num_jobs)
+                          args.use_reco2dur, args.num_jobs, args.pipe_timeout)
     return 0
 
 

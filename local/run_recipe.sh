@@ -41,6 +41,8 @@ done
 recipe_dir=$(cd "$(dirname "$recipe_script")" && pwd)
 snakemake=${SNAKEMAKE:-$root/.venv/bin/snakemake}
 cd "$recipe_dir"
+# Snakemake names no file when one is empty or not a mapping, and keeps a repeated key's last value silently
+"$python" -m asrkit.config_files config.yaml "${extra_configs[@]}"
 mkdir -p "$dir"
 
 work=$(cd "$dir" && pwd)

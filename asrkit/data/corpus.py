@@ -6,9 +6,12 @@ writes ``data/manifests/<recipe>_{recordings,supervisions}_<split>.jsonl.gz``, w
 """
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Type
 
+import numpy as np
 import soundfile
 from lhotse import RecordingSet, SupervisionSet
 
@@ -18,14 +21,53 @@ from asrkit.io import atomic_output
 SAMPLE_RATE = 16000
 #: at most this many problems are listed in the error
 MAX_PROBLEMS_SHOWN = 20
+#: libsndfile's sample formats that can hold NaN or infinity (integer samples cannot, so only these are read)
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+#: what a path is that exists but is not a regular file, by ``stat`` test
+SPECIAL_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                      (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                      (stat.S_ISBLK, "a block device"))
 
 
 class CorpusError(ValueError):
     """The corpus is not usable; the message names the file(s) and the problem."""
 
 
+def special_file_kind(path: Path) -> Optional[str]:
+    """What ``path`` is when it exists but is not a regular file (``a directory``, ``a named pipe (FIFO)``, ``a
+    broken symbolic link``, ...); None for a regular file, a link to one, or nothing at all.
+
+    Checked before a file is opened: opening a FIFO waits for a writer forever, a directory raises
+    IsADirectoryError deep inside whatever library reads it.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else None
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)), "not a file")
+
+
+def check_regular_file(path: Path) -> List[str]:
+    """``["<path>: a named pipe (FIFO), not a regular file"]`` and the like, or no problem."""
+    kind = special_file_kind(path)
+    return [f"{path}: {kind}, not a regular file"] if kind else []
+
+
+def non_finite_samples(samples: np.ndarray) -> Optional[str]:
+    """``"3 of 4800 samples are NaN or infinite"``, or None when every sample is a number (feature extraction
+    and lilcom's compression fail on the others without saying where they came from)."""
+    bad = samples.size - int(np.isfinite(samples).sum())
+    return f"{bad} of {samples.size} samples are NaN or infinite" if bad else None
+
+
 def check_audio(path: Path) -> List[str]:
-    """Problems with one audio file: unreadable, not 16 kHz, not mono, empty, a truncated SPHERE file."""
+    """Problems with one audio file: not a regular file, unreadable, not 16 kHz, not mono, empty, a truncated
+    SPHERE file, NaN or infinite samples (read only in float formats: integer samples cannot be either)."""
+    problems = check_regular_file(path)
+    if problems:
+        return problems
     try:
         info = soundfile.info(str(path))
     except Exception as e:  # libsndfile's message says what is wrong with the header
@@ -40,6 +82,10 @@ def check_audio(path: Path) -> List[str]:
     declared = sphere_sample_count(path) if info.format == "NIST" else None
     if declared is not None and declared != info.frames:
         problems.append(f"{path}: truncated audio: the header says {declared} samples, the file holds {info.frames}")
+    if info.subtype in FLOAT_SUBTYPES:
+        non_finite = non_finite_samples(soundfile.read(str(path), dtype="float64")[0])
+        if non_finite:
+            problems.append(f"{path}: {non_finite}")
     return problems
 
 

@@ -11,8 +11,11 @@ raises a bare KeyError/AssertionError or drops what it cannot read with only a w
 """
 
 import logging
+import os
+import signal
+import subprocess
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -31,6 +34,9 @@ from asrkit.data.phones import fold
 TEXT_SOURCES = ("text", "phones")
 #: Seconds by which times may differ and still be the same (lhotse floors durations read from audio to 1 ms).
 TIME_TOLERANCE = 1e-3
+#: Seconds a wav.scp pipe may run before the import gives up on it (``--pipe-timeout``): Kaldi and lhotse wait
+#: forever on one that never ends.
+PIPE_TIMEOUT = 120.0
 
 
 class KaldiDataError(ValueError):
@@ -164,16 +170,21 @@ def _kaldi_genders(supervisions: SupervisionSet) -> Dict[str, str]:
 
 
 def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: PathLike, prefix: str, split: str,
-                          use_reco2dur: bool = False, num_jobs: int = 1) -> Tuple[Path, Path]:
+                          use_reco2dur: bool = False, num_jobs: int = 1,
+                          pipe_timeout: float = PIPE_TIMEOUT) -> Tuple[Path, Path]:
     """Read a Kaldi data directory and write ``<output_dir>/<prefix>_{recordings,supervisions}_<split>.jsonl.gz``.
 
     The directory is checked first (every file's lines, the utterances of text/utt2spk/segments against
     wav.scp, every recording's audio); any problem stops the import with the file and line. Durations are
     read from the audio (``use_reco2dur`` trusts reco2dur instead: faster, but unreadable audio is then only
-    found when features are computed). feats.scp is not read. Returns the two manifest paths.
+    found when features are computed). Before lhotse reads the durations, every wav.scp pipe is run once with
+    its output discarded, to stop with its line if it does not end within ``pipe_timeout`` seconds (lhotse
+    would wait forever). feats.scp is not read. Returns the two manifest paths.
     """
     data_dir = Path(data_dir)
     tables = check_kaldi_data_dir(data_dir, use_reco2dur)
+    if not use_reco2dur:
+        _check_pipes_end(data_dir / "wav.scp", tables["wav.scp"], pipe_timeout, num_jobs)
     if (data_dir / "feats.scp").is_file():
         logging.info(f"{data_dir}/feats.scp: not used (asrkit computes its own features from the audio)")
     try:
@@ -344,6 +355,32 @@ def _raise_unreadable_audio(data_dir: Path, wav_scp: Table, num_jobs: int) -> No
     bad = [f"{data_dir / 'wav.scp'}:{number}: unreadable audio {value!r} ({problem})"
            for (_, (value, number)), problem in zip(entries, problems) if problem]
     raise_problems(bad, KaldiDataError, "recording(s) cannot be read")
+
+
+def _pipe_ends(command: str, timeout: float) -> bool:
+    """Run a wav.scp ``command |`` (through /bin/sh, as lhotse does) with its output discarded; False if it has
+    not ended within ``timeout`` seconds, when it is killed with every process it started."""
+    process = subprocess.Popen(command.rstrip()[:-1], shell=True, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
+
+
+def _check_pipes_end(wav_scp_path: Path, wav_scp: Table, timeout: float, num_jobs: int) -> None:
+    """Raise :class:`KaldiDataError` naming the first wav.scp pipe that does not end within ``timeout`` seconds."""
+    pipes = [(value, number) for value, number in wav_scp.values() if value.endswith("|")]
+    with ThreadPoolExecutor(num_jobs) as pool:
+        ended = [pool.submit(_pipe_ends, command, timeout) for command, _ in pipes]
+        for (command, number), result in zip(pipes, ended):
+            if not result.result():
+                pool.shutdown(cancel_futures=True)  # the ones already running end within the timeout
+                raise KaldiDataError(f"{wav_scp_path}:{number}: the command {command!r} did not end within "
+                                     f"{timeout:g} s (a pipe that never ends?); if it is only slow, raise "
+                                     f"--pipe-timeout")
 
 
 def _check_sampling_rates(data_dir: Path, wav_scp: Table, sampling_rate: int) -> None:

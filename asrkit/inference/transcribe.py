@@ -26,6 +26,7 @@ from lhotse.augmentation.resample import Resample
 from asrkit.config import FeatureConfig
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.decoding.decode import DEFAULT_BEAM, DEFAULT_METHOD
+from asrkit.data.corpus import non_finite_samples, special_file_kind
 from asrkit.device import resolve_device
 from asrkit.data.features import expand_features, input_dim, make_extractor
 from asrkit.data.lang import TokenTable
@@ -76,6 +77,9 @@ def resolve_model_path(model: PathLike) -> Path:
 def read_audio(path: PathLike) -> torch.Tensor:
     """A sound file as the model hears it: (S,) float32 samples at 16 kHz, channels averaged."""
     path = Path(path)
+    kind = special_file_kind(path)
+    if kind:  # a FIFO would block soundfile forever
+        raise ValueError(f"{path}: {kind}, not an audio file")
     if not path.is_file():
         raise ValueError(f"{path}: no such audio file")
     try:
@@ -94,6 +98,9 @@ def to_model_rate(samples: Union[np.ndarray, torch.Tensor], rate: int, source: s
         raise ValueError(f"{source}: audio must be (samples,) or (channels, samples), got {tuple(samples.shape)}")
     if samples.size(1) == 0:
         raise ValueError(f"{source}: no audio samples")
+    non_finite = non_finite_samples(samples.numpy())
+    if non_finite:  # the network would output NaN, and every search an empty transcript
+        raise ValueError(f"{source}: {non_finite}")
     mono = samples.mean(dim=0, keepdim=True)  # averaging, unlike taking one channel, keeps speech on either side
     return _resampler(int(rate))(mono)[0]
 

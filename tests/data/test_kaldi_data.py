@@ -251,6 +251,23 @@ def test_bad_kaldi_dirs_are_named(tmp_path, path, content, problem):
     assert not (tmp_path / "manifests").exists() or not any((tmp_path / "manifests").iterdir())
 
 
+@pytest.mark.parametrize("command", ["sh -c 'echo $$ > {tmp}/pid; exec sleep 600'", "yes"])
+def test_a_pipe_that_never_ends_times_out_naming_its_line(tmp_path, command):
+    """A wav.scp pipe that waits forever or writes forever hung the import (Kaldi's tools hang too)."""
+    data = good_kaldi_dir(tmp_path)
+    pipe = f"{command.format(tmp=tmp_path)} |"
+    (data / "wav.scp").write_text(f"s1-a {tmp_path / 'a.wav'}\ns2-b {pipe}\n")
+    with pytest.raises(SystemExit) as failed:
+        main(["kaldi-import", "--data-dir", str(data), "--split", "train", "--output-dir", str(tmp_path / "manifests"),
+              "--pipe-timeout", "0.5"])
+    assert str(failed.value) == (f"error: {data / 'wav.scp'}:2: the command {pipe!r} did not end within 0.5 s (a "
+                                 f"pipe that never ends?); if it is only slow, raise --pipe-timeout")
+    assert not (tmp_path / "manifests").exists()
+    if (tmp_path / "pid").exists():  # it was killed, not left running (gone, or a zombie not yet reaped)
+        stat = Path(f"/proc/{int((tmp_path / 'pid').read_text())}/stat")
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 @pytest.mark.parametrize("reco2dur,problem", [
     (None, r"data/reco2dur: missing \(--use-reco2dur needs it\)"),
     ("s1-a 0.5\n", r"data/reco2dur: no line for recording s2-b \(wav.scp:2\)"),

@@ -146,6 +146,26 @@ def test_unreadable_empty_and_too_short_audio_are_named(models, tmp_path):
         Transcriber(models["ctc"], method="beam")
 
 
+def test_cli_names_nan_audio_and_a_directory_and_goes_on(models, audio, tmp_path, capsys):
+    """NaN or infinite samples gave an empty transcript with exit status 0, a directory "no such audio file":
+    each is an error for its file (status 1), and the files after it are still transcribed."""
+    nan = tmp_path / "nan.wav"
+    samples = signal(16000)
+    samples[[10, 20, 30]] = np.nan
+    soundfile.write(nan, samples, 16000, subtype="FLOAT")
+    waveform = np.zeros(16000, dtype=np.float32)
+    waveform[5] = np.inf
+    with pytest.raises(ValueError, match=re.escape("<waveform 0>: 1 of 16000 samples are NaN or infinite")):
+        Transcriber(models["ctc"]).transcribe([(waveform, 16000)])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", "--model", str(models["ctc"]), str(nan), str(tmp_path), str(audio["wav16"])])
+    assert exit_info.value.code == 1
+    output = capsys.readouterr()
+    assert output.err.splitlines() == [f"error: {nan}: 3 of {samples.size} samples are NaN or infinite",
+                                       f"error: {tmp_path}: a directory, not an audio file"]
+    assert [line.split("\t")[0] for line in output.out.splitlines()] == [str(audio["wav16"])]
+
+
 # --- transcription ------------------------------------------------------------------------------------------
 
 def check_times(transcript, strictly: bool) -> None:

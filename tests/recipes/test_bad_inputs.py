@@ -7,6 +7,7 @@ problems are tested in test_prepare_timit.py and config mistakes in test_config.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from asrkit.training.checkpoint import load_checkpoint, load_model, save_checkpo
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
 from process_groups import kill_group, run_group
 from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS
-from timit_skeleton import write_timit_skeleton
+from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton, write_utterance
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
@@ -36,6 +37,10 @@ def small_corpus(root: Path, **sizes) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------
 # Corpus
+
+
+def first_utterance(root: Path) -> Path:
+    return sorted((root / "TRAIN").glob("*/*/SI943.WAV"))[0]
 
 
 def test_zeroed_sphere_header_is_unreadable_audio(tmp_path):
@@ -94,6 +99,113 @@ def test_decoding_an_empty_cut_set_is_refused(tmp_path):
     assert not (tmp_path / "hyps.txt").exists()
 
 
+def first_speaker_dir(root: Path) -> Path:
+    return sorted((root / "TRAIN").glob("*/*"))[0]
+
+
+def test_case_duplicate_utterance_files_are_refused_naming_both(tmp_path):
+    """SX43.WAV/.PHN/... and sx43.wav/.phn/... in one folder (a copy made on a case-insensitive disk): which
+    file is whose is unknown, so neither wins (one's audio was paired with the other's phones)."""
+    root = small_corpus(tmp_path)
+    speaker_dir = first_speaker_dir(root)
+    write_utterance(speaker_dir, "SX43", seed=99, lower_case=True)
+    with pytest.raises(CorpusError) as error:
+        standard_sets(root)
+    for suffix in (".WAV", ".PHN", ".WRD", ".TXT"):
+        assert (f"{speaker_dir / ('SX43' + suffix)}, {speaker_dir / ('sx43' + suffix.lower())}: two {suffix} files "
+                f"of utterance {speaker_dir.name}-SX43 (names that differ only in case); keep one") in str(error.value)
+
+
+@pytest.mark.parametrize("suffix,text,problem", [
+    (".TXT", "0\t4800\tSee the cat.\n", r":1: expected fields separated by single spaces, got '0\t4800\tSee the cat.'"),
+    (".TXT", "0 4800  See.\n", ":1: expected fields separated by single spaces, got '0 4800  See.'"),
+    (".TXT", "0 4800 See.\n0 4800 Again.\n", ":2: a second line (a transcript is one line"),
+    (".TXT", "zero 4800 See.\n", ":1: expected 'start_sample end_sample words...', got 'zero 4800 See.'"),
+    (".PHN", "".join(f"{s} {e} {p}\n" for s, e, p in PHONES) + "\n", f":{len(PHONES) + 1}: blank line"),
+    (".PHN", "0 1200\th#\n", r":1: expected fields separated by single spaces, got '0 1200\th#'"),
+    (".PHN", "0  1200 h#\n", ":1: expected fields separated by single spaces, got '0  1200 h#'"),
+    (".WRD", "", ": empty word transcription"),
+    (".WRD", "1200 3400 see\n\n", ":2: blank line"),
+    (".WRD", "1200\t3400\tsee\n", r":1: expected fields separated by single spaces, got '1200\t3400\tsee'"),
+    (".WRD", "\xff\xfe\x00garbage", ": not a text file (invalid start byte at byte 0)"),
+    (".WRD", "1200 see\n", ":1: expected 'start_sample end_sample word', got '1200 see'"),
+    (".WRD", "3400 1200 see\n", ":1: segment ends (1200) before it starts (3400)"),
+    (".WRD", "1200 99999 see\n", ":1: segment ends at sample 99999, past the end of the audio (4800)"),
+])
+def test_bad_lines_in_txt_phn_and_wrd_are_named(tmp_path, suffix, text, problem):
+    """lhotse splits every line on single spaces: it fails with a bare ValueError on such a .PHN or .WRD, and
+    silently drops the first words of such a .TXT."""
+    root = small_corpus(tmp_path)
+    path = first_utterance(root).with_suffix(suffix)
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(CorpusError) as error:
+        standard_sets(root)
+    assert f"\n  {path}{problem}" in str(error.value)
+
+
+def test_windows_line_ends_and_overlapping_words_are_accepted(tmp_path):
+    """Harmless to lhotse, and words of TIMIT's .WRD files may overlap (a shared boundary phone)."""
+    root = small_corpus(tmp_path)
+    wav = first_utterance(root)
+    wav.with_suffix(".WRD").write_text("1200 3400 see\r\n3000 4000 it\r\n", newline="")
+    wav.with_suffix(".TXT").write_text("0 4800 See it.\r\n", newline="")
+    supervision = next(s for s in standard_sets(root)["train"][1] if s.recording_id == wav_id(wav))
+    assert supervision.text == "See it."
+    assert [w.symbol for w in supervision.alignment["word"]] == ["see", "it"]
+
+
+def wav_id(wav: Path) -> str:
+    return f"{wav.parent.name}-{wav.stem}"
+
+
+def test_non_regular_files_are_refused_before_they_are_opened(tmp_path):
+    """Opening a FIFO waits for a writer forever (stage 1 hung); a directory gave an IsADirectoryError."""
+    root = small_corpus(tmp_path / "corpus")
+    fifo_phn, fifo_wav = first_utterance(root).with_suffix(".PHN"), sorted((root / "TRAIN").glob("*/*/SX43.WAV"))[0]
+    directory_phn = sorted((root / "TRAIN").glob("*/*/SX133.PHN"))[0]
+    for path in (fifo_phn, fifo_wav, directory_phn):
+        path.unlink()
+    os.mkfifo(fifo_phn)
+    os.mkfifo(fifo_wav)
+    directory_phn.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "recipes/timit/local/prepare_timit.py"), "--corpus-dir",
+                             str(root), "--output-dir", str(tmp_path / "manifests")],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert f"{fifo_phn}: a named pipe (FIFO), not a regular file" in result.stderr
+    assert f"{fifo_wav}: a named pipe (FIFO), not a regular file" in result.stderr
+    assert f"{directory_phn}: a directory, not a regular file" in result.stderr
+    assert not (tmp_path / "manifests").exists()
+
+
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_nan_or_inf_samples_in_corpus_audio_are_named(tmp_path, bad_value):
+    """Stage 1 passed them and stage 2 died in lilcom ("cannot convert float NaN to integer"), naming no file."""
+    root = small_corpus(tmp_path)
+    wav = first_utterance(root)
+    samples = np.zeros(NUM_SAMPLES, dtype=np.float32)
+    samples[[100, 2000]] = bad_value
+    soundfile.write(str(wav), samples, 16000, format="WAV", subtype="FLOAT")  # TIMIT's name, RIFF float content
+    with pytest.raises(CorpusError, match=re.escape(f"{wav}: 2 of {NUM_SAMPLES} samples are NaN or infinite")):
+        standard_sets(root)
+
+
+@pytest.mark.parametrize("copy_in", ["TRAIN/DR8/{name}", "TRAIN/DR1/{lower}", "TEST/DR1/{name}"])
+def test_a_speaker_with_two_folders_is_named(tmp_path, copy_in):
+    """The same speaker in two dialect regions (lhotse: "RecordingSet has recordings with duplicated IDs"), as
+    FCEO0 and fceo0 in one (a FileExistsError on a temporary link), or in TRAIN and TEST (tested on its own
+    training data)."""
+    root = small_corpus(tmp_path)
+    speaker_dir = first_speaker_dir(root)
+    assert speaker_dir.parent.name == "DR1"
+    copy = root / copy_in.format(name=speaker_dir.name, lower=speaker_dir.name.lower())
+    shutil.copytree(speaker_dir, copy)
+    first, second = sorted([speaker_dir, copy])
+    with pytest.raises(CorpusError, match=re.escape(f"speaker {speaker_dir.name} has 2 folders: {first}, {second} "
+                                                    f"(a TIMIT speaker has one; remove the copies)")):
+        standard_sets(root)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Config (the other mistakes are in test_config.py)
 
@@ -105,6 +217,26 @@ def test_nothing_to_decode_is_refused_before_anything_runs(tmp_path):
                        timeout=120)
     assert result.returncode != 0 and "[] should be non-empty" in result.stdout + result.stderr
 
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("", "{extra}: empty (a config file holds settings, e.g. 'training: {{num_epochs: 5}}')"),
+    ("- training\n- models\n", "{extra}: a YAML list, not a mapping of settings"),
+    ("training: {num_epochs: 1}\nmodels: [ctc]\ntraining: {lr: 0.1}\n",
+     "{extra}:3: key 'training' given twice (first on line 1); only the last would be used"),
+    ("training:\n  lr: 0.1\n  lr: 0.2\n", "{extra}:3: key 'lr' given twice (first on line 2)"),
+    ('{"models": ["ctc"], "models": ["transducer"]}', "{extra}: key 'models' given twice"),
+    ("models: [ctc\n", "{extra}:2: not valid YAML (expected ',' or ']'"),
+])
+def test_a_bad_config_file_is_named_before_snakemake_runs(tmp_path, text, problem):
+    """Snakemake named no file for an empty config or a list, and kept a repeated key's last value silently."""
+    extra = tmp_path / "extra config.yaml"
+    extra.write_text(text)
+    result = run_group([str(RUN_SH), "--config", str(extra), "--dir", str(tmp_path / "work"), "--", "--dry-run"],
+                       timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: " + problem.format(extra=extra)), result.stderr
+    assert not (tmp_path / "work").exists()  # refused before anything was made or locked
 
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints

@@ -5,8 +5,10 @@ lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names
 (4620 / 500 / 240 utterances) and skips files it cannot find with only a warning. Here we
 
 1. find TRAIN/ and TEST/ in an LDC copy, upper- or lower-case, with or without a ``data/`` folder;
-2. check every utterance we keep (all four files present, 16 kHz mono audio that reads, a non-empty
-   transcript, known phone labels in order and inside the audio) and stop with the file and the problem;
+2. check every utterance we keep (all four files present, regular files, one of each even ignoring case,
+   16 kHz mono audio that reads and holds no NaN, a non-empty transcript, .PHN/.WRD/.TXT lines as lhotse
+   splits them, known phone labels in order and inside the audio) and every speaker (one folder), and stop
+   with the file and the problem;
 3. hand lhotse a tree of symbolic links to the non-SA utterances, so nothing is copied;
 4. point the recordings back at the real files, drop ``q`` from the phone alignment (as Kaldi does) and
    write the standard sets: train 3696 utterances / 462 speakers, dev 400 / 50, core test 192 / 24.
@@ -15,7 +17,9 @@ lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names
 import argparse
 import logging
 import os
+import re
 import tempfile
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -24,7 +28,7 @@ import soundfile
 from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
-from asrkit.data.corpus import CorpusError, check_audio, raise_problems, write_manifests
+from asrkit.data.corpus import CorpusError, check_audio, check_regular_file, raise_problems, write_manifests
 from asrkit.data.phones import DROPPED_PHONES, TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
@@ -32,6 +36,8 @@ TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
 SPLITS = {"TRAIN": "train", "DEV": "dev", "TEST": "test"}
 #: (utterances, speakers) of the standard sets on the full LDC corpus
 STANDARD_SET_SIZES = {"train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
+#: a line of a .PHN, .WRD or .TXT file as lhotse reads it: fields separated by single spaces
+SINGLE_SPACED_FIELDS = re.compile(r"\S+(?: \S+)*")
 
 
 def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
@@ -50,19 +56,38 @@ def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
 def list_utterances(part_dir: Path) -> List[Tuple[str, str, str, Dict[str, Path]]]:
     """(dialect region, speaker, utterance, {".WAV": path, ...}) for every non-SA utterance of a part.
 
-    Names are upper-cased; the SA dialect sentences are dropped, as in every standard TIMIT set.
+    Names are upper-cased; the SA dialect sentences are dropped, as in every standard TIMIT set. Two files of
+    one utterance whose names differ only in case (``SX140.WAV`` and ``sx140.wav``, a copy made on a
+    case-insensitive disk) raise :class:`CorpusError`: either could be the right one.
     """
-    utterances = []
+    utterances, problems = [], []
     for dialect_dir in sorted(d for d in part_dir.iterdir() if d.is_dir()):
         for speaker_dir in sorted(d for d in dialect_dir.iterdir() if d.is_dir()):
             files: Dict[str, Dict[str, Path]] = {}
-            for f in speaker_dir.iterdir():
+            for f in sorted(speaker_dir.iterdir()):
                 stem, suffix = f.stem.upper(), f.suffix.upper()
                 if suffix in TIMIT_FILE_TYPES and not stem.startswith("SA"):
-                    files.setdefault(stem, {})[suffix] = f
+                    first = files.setdefault(stem, {}).setdefault(suffix, f)
+                    if first != f:
+                        problems.append(f"{first}, {f}: two {suffix} files of utterance {speaker_dir.name.upper()}-"
+                                        f"{stem} (names that differ only in case); keep one")
             for stem in sorted(files):
                 utterances.append((dialect_dir.name.upper(), speaker_dir.name.upper(), stem, files[stem]))
+    raise_problems(problems)
     return utterances
+
+
+def check_one_folder_per_speaker(listed: Dict[str, list]) -> None:
+    """Raise :class:`CorpusError` naming a speaker with more than one folder: in two dialect regions, in TRAIN
+    and TEST, or as ``FCEO0`` and ``fceo0`` (lhotse names recordings by speaker and utterance, so their files
+    would collide, or a speaker would be both trained and tested on)."""
+    folders: Dict[str, set] = defaultdict(set)
+    for utterances in listed.values():
+        for _, speaker, _, files in utterances:
+            folders[speaker].add(next(iter(files.values())).parent)
+    raise_problems([f"speaker {speaker} has {len(dirs)} folders: {', '.join(str(d) for d in sorted(dirs))} "
+                    f"(a TIMIT speaker has one; remove the copies)"
+                    for speaker, dirs in sorted(folders.items()) if len(dirs) > 1])
 
 
 def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
@@ -71,35 +96,79 @@ def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
     if missing:
         some = next(iter(files.values()))
         return [f"{some.with_suffix(s)}: missing {s} file for utterance {utterance_id}" for s in missing]
-    wav, phn, txt = files[".WAV"], files[".PHN"], files[".TXT"]
+    problems = [problem for path in files.values() for problem in check_regular_file(path)]
+    if problems:  # opening them could hang (a FIFO) or fail with a bare traceback (a directory)
+        return problems
+    wav, phn, wrd, txt = files[".WAV"], files[".PHN"], files[".WRD"], files[".TXT"]
     problems = check_audio(wav)
     if problems and "unreadable" in problems[0]:
         return problems
-    if not txt.read_text(errors="replace").split()[2:]:
-        problems.append(f"{txt}: empty transcript")
-    problems += check_phone_segments(phn, soundfile.info(str(wav)).frames)
+    num_samples = soundfile.info(str(wav)).frames
+    problems += check_transcript(txt)
+    problems += check_timed_labels(phn, num_samples, "phone")
+    problems += check_timed_labels(wrd, num_samples, "word")
     return problems
 
 
-def check_phone_segments(phn: Path, num_samples: int) -> List[str]:
-    """Check a .PHN file: ``start end label`` lines, known labels, in order, inside ``num_samples``."""
-    lines = [line for line in phn.read_text(errors="replace").splitlines() if line.strip()]
-    if not lines:
-        return [f"{phn}: empty phone transcription"]
-    previous_end = 0
+def read_timit_lines(path: Path) -> Tuple[List[List[str]], List[str]]:
+    """The fields of each line of a .PHN, .WRD or .TXT file, split as lhotse's TIMIT reader splits them, and
+    the first problem that reader would trip on or silently misread (then no fields).
+
+    lhotse splits each line on single spaces: a blank line, a tab or two spaces between fields make it fail
+    with a bare ValueError on a .PHN or .WRD, and drop the first words of a .TXT. So lines must be fields
+    separated by single spaces, in UTF-8; Windows line ends are fine.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        return [], [f"{path}: not a text file ({e.reason} at byte {e.start})"]
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines[-1] == "":  # the newline that ends the last line
+        lines.pop()
     for number, line in enumerate(lines, start=1):
-        fields = line.split()
+        if not line.strip():
+            return [], [f"{path}:{number}: blank line"]
+        if not SINGLE_SPACED_FIELDS.fullmatch(line):
+            return [], [f"{path}:{number}: expected fields separated by single spaces, got {line!r}"]
+    return [line.split(" ") for line in lines], []
+
+
+def check_transcript(txt: Path) -> List[str]:
+    """Check a .TXT file: one line ``start_sample end_sample words...``."""
+    lines, problems = read_timit_lines(txt)
+    if problems:
+        return problems
+    if len(lines) > 1:
+        return [f"{txt}:2: a second line (a transcript is one line, 'start_sample end_sample words...')"]
+    if lines and not (len(lines[0]) >= 2 and lines[0][0].isdigit() and lines[0][1].isdigit()):
+        return [f"{txt}:1: expected 'start_sample end_sample words...', got {' '.join(lines[0])!r}"]
+    if not lines or len(lines[0]) == 2:
+        return [f"{txt}: empty transcript"]
+    return []
+
+
+def check_timed_labels(path: Path, num_samples: int, kind: str) -> List[str]:
+    """Check a .PHN (``kind="phone"``) or .WRD (``kind="word"``) file: ``start end label`` lines, inside
+    ``num_samples``; phones must be known labels, in order, without overlaps (words may overlap, two words
+    sharing a boundary phone, and leave gaps, the pauses)."""
+    lines, problems = read_timit_lines(path)
+    if problems:
+        return problems
+    if not lines:
+        return [f"{path}: empty {kind} transcription"]
+    previous_end = 0
+    for number, fields in enumerate(lines, start=1):
         if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
-            return [f"{phn}:{number}: expected 'start_sample end_sample phone', got {line!r}"]
+            return [f"{path}:{number}: expected 'start_sample end_sample {kind}', got {' '.join(fields)!r}"]
         start, end, label = int(fields[0]), int(fields[1]), fields[2]
-        if label not in TIMIT_LABELS:
-            return [f"{phn}:{number}: unknown phone label {label!r}"]
+        if kind == "phone" and label not in TIMIT_LABELS:
+            return [f"{path}:{number}: unknown phone label {label!r}"]
         if end <= start:
-            return [f"{phn}:{number}: segment ends ({end}) before it starts ({start})"]
-        if start < previous_end:
-            return [f"{phn}:{number}: segment starts at {start}, before the previous one ends ({previous_end})"]
+            return [f"{path}:{number}: segment ends ({end}) before it starts ({start})"]
+        if kind == "phone" and start < previous_end:
+            return [f"{path}:{number}: segment starts at {start}, before the previous one ends ({previous_end})"]
         if end > num_samples:
-            return [f"{phn}:{number}: segment ends at sample {end}, past the end of the audio ({num_samples})"]
+            return [f"{path}:{number}: segment ends at sample {end}, past the end of the audio ({num_samples})"]
         previous_end = end
     return []
 
@@ -114,6 +183,7 @@ def check_corpus(parts: Dict[str, Path], num_jobs: int) -> Dict[str, list]:
     for name, utterances in listed.items():
         if not utterances:
             raise CorpusError(f"{parts[name]}: no utterances found")
+    check_one_folder_per_speaker(listed)
     jobs = [(f"{spk}-{utt}", files) for utts in listed.values() for _, spk, utt, files in utts]
     with ProcessPoolExecutor(num_jobs) as pool:
         problems = [p for result in pool.map(_check, jobs, chunksize=64) for p in result]
