@@ -36,6 +36,7 @@ from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.encoder import BiLstmEncoder
+from asrkit.model.frame_stacking import stack_frames
 from asrkit.training.train import batch_loss, make_loader, training_sampler
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
@@ -71,7 +72,7 @@ def encoder_against_bare_lstm(args: argparse.Namespace) -> List[List[object]]:
         encoder = BiLstmEncoder(batches[0][0].size(2), hidden, layers, stack, dropout).to(device).train()
         bare = nn.LSTM(encoder.lstm.input_size, hidden, layers, batch_first=True, bidirectional=True,
                        dropout=dropout).to(device).train()
-        stacked = [(encoder.stack(x, lens), encoder.output_lengths(lens)) for x, lens in batches]
+        stacked = [stack_frames(x, lens, encoder.stack_frames) for x, lens in batches]
         other = getattr(encoder.lstm, f"_{other_path}")
         variants = {"bare padded nn.LSTM": lambda: [bare(x)[0].sum().backward() for x, _ in stacked],
                     "BiLstmEncoder": lambda: [encoder(x, lens)[0].sum().backward() for x, lens in batches],

@@ -3,7 +3,8 @@
 All take the encoder output of a padded batch, ``encoder_out`` (N, T, C) with ``encoder_lens`` (N,), and
 return N label-id lists (blank never appears in them). Run them with the model in eval mode.
 
-- :func:`greedy_search_batch`: at each frame the single most probable token; at most one label per frame.
+- :func:`greedy_search_batch`: at each frame the single most probable token; at most one label per frame
+  (:func:`greedy_paths_batch` also gives each label's frame and the distributions along the path).
 - :func:`beam_search`: Graves 2012's transducer beam search (Algorithm 1, with prefix merging), which sums
   over alignments and lets several labels be emitted per frame; all utterances advanced together.
 - :func:`modified_beam_search`: icefall's beam search with at most one label per frame, all utterances
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from asrkit.decoding.ctc_search import check_padded_batch
+from asrkit.model.interface import GreedyPath
 from asrkit.model.transducer import Transducer
 from asrkit.decoding.prefix_trie import PrefixTrie
 
@@ -31,26 +33,45 @@ def greedy_search_batch(model: Transducer, encoder_out: torch.Tensor, encoder_le
 
     encoder_out: (N, T, C), encoder_lens: (N,) -> N label-id lists.
     """
+    return [path.tokens for path in greedy_paths_batch(model, encoder_out, encoder_lens)]
+
+
+def greedy_paths_batch(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
+                       with_log_probs: bool = False) -> List[GreedyPath]:
+    """The greedy search of :func:`greedy_search_batch`, with the frame of each label and, ``with_log_probs``,
+    the joiner's (T'_n, V) log-probabilities along each path (else empty tensors): what transcription shows.
+
+    encoder_out: (N, T, C), encoder_lens: (N,) -> N paths.
+    """
     check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     blank = model.decoder.blank_id
     n = encoder_out.size(0)
     encoder_proj = model.joiner.project_encoder(encoder_out)  # (N, T, J)
     decoder_out, (h, c) = model.decoder(torch.full((n, 1), blank, dtype=torch.long, device=encoder_out.device))
     decoder_proj = model.joiner.project_decoder(decoder_out[:, 0])  # (N, J)
-    hyps: List[List[int]] = [[] for _ in range(n)]
+    paths = [GreedyPath([], [], torch.empty(0)) for _ in range(n)]
+    frame_log_probs: List[torch.Tensor] = []  # (N, V) per frame
     lens = encoder_lens.to(encoder_out.device)
     for t in range(max(encoder_lens.tolist(), default=0)):
-        best = model.joiner(encoder_proj[:, t], decoder_proj).argmax(dim=-1)  # (N,)
+        logits = model.joiner(encoder_proj[:, t], decoder_proj)  # (N, V)
+        if with_log_probs:
+            frame_log_probs.append(logits.log_softmax(dim=-1).cpu())
+        best = logits.argmax(dim=-1)  # (N,)
         emitting = torch.nonzero((best != blank) & (lens > t)).squeeze(1)
         if emitting.numel() == 0:
             continue
         tokens = best[emitting]
         for u, token in zip(emitting.tolist(), tokens.tolist()):
-            hyps[u].append(token)
+            paths[u].tokens.append(token)
+            paths[u].frames.append(t)
         out, (h_new, c_new) = model.decoder.step(tokens, (h[:, emitting], c[:, emitting]))
         h[:, emitting], c[:, emitting] = h_new, c_new
         decoder_proj[emitting] = model.joiner.project_decoder(out)
-    return hyps
+    if with_log_probs and frame_log_probs:
+        stacked = torch.stack(frame_log_probs, dim=1)  # (N, T, V)
+        for u, length in enumerate(encoder_lens.tolist()):
+            paths[u].log_probs = stacked[u, :length]
+    return paths
 
 
 @torch.no_grad()

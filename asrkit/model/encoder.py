@@ -5,6 +5,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from asrkit.model.frame_stacking import stack_frames
 from asrkit.model.peephole_lstm import PeepholeLstm
 
 
@@ -32,27 +33,13 @@ class BiLstmEncoder(nn.Module):
         self.lstm = lstm(input_dim * stack_frames, hidden_size, num_layers, dropout=dropout)
         self.output_dim = 2 * hidden_size
 
-    def output_lengths(self, x_lens: torch.Tensor) -> torch.Tensor:
-        return torch.div(x_lens + self.stack_frames - 1, self.stack_frames, rounding_mode="floor")
-
-    def stack(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
-        """x: (N, T, C), x_lens: (N,) -> (N, T', stack_frames * C), the LSTM's input; T' = ceil(T / stack)."""
-        if self.stack_frames == 1:
-            return x
-        n, t, c = x.size(0), x.size(1), x.size(2)
-        # An utterance's last stacked step may reach into padding: make that padding zero, whatever the
-        # caller padded with, so that a batch gives the same output as each utterance alone.
-        x = x.masked_fill(torch.arange(t, device=x.device)[None, :, None] >= x_lens.to(x.device)[:, None, None], 0.0)
-        pad = (-t) % self.stack_frames
-        return nn.functional.pad(x, [0, 0, 0, pad]).reshape(n, (t + pad) // self.stack_frames, c * self.stack_frames)
-
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """x: (N, T, C) features, x_lens: (N,) -> (N, T', 2 * hidden_size) and (N,) with T' = ceil(T / stack).
 
         Output frames at or beyond a sequence's length are zero.
         """
-        lens = self.output_lengths(x_lens)
-        return self.lstm(self.stack(x, x_lens), lens), lens
+        x, lens = stack_frames(x, x_lens, self.stack_frames)
+        return self.lstm(x, lens), lens
 
 
 class FusedBiLstm(nn.LSTM):

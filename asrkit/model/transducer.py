@@ -133,23 +133,12 @@ class Transducer(AcousticModel):
 
     @torch.no_grad()
     def greedy_path(self, features: torch.Tensor) -> GreedyPath:
-        """At most one label per frame, each label advancing the prediction network (as ``greedy_search_batch``
-        decides for a batch)."""
-        device, blank = features.device, self.decoder.blank_id
-        encoder_proj = self.joiner.project_encoder(self.utterance_encoding(features))  # (T', J)
-        decoder_out, state = self.decoder(torch.tensor([[blank]], device=device))
-        decoder_proj = self.joiner.project_decoder(decoder_out[:, 0])  # (1, J)
-        tokens, frames, log_probs = [], [], []
-        for t in range(encoder_proj.size(0)):
-            frame_log_probs = self.joiner(encoder_proj[t : t + 1], decoder_proj).log_softmax(dim=-1)  # (1, V)
-            log_probs.append(frame_log_probs)
-            best = int(frame_log_probs.argmax())
-            if best != blank:
-                tokens.append(best)
-                frames.append(t)
-                out, state = self.decoder.step(torch.tensor([best], device=device), state)
-                decoder_proj = self.joiner.project_decoder(out)
-        return GreedyPath(tokens, frames, torch.cat(log_probs).cpu())
+        """At most one label per frame, each label advancing the prediction network: the greedy search of
+        decoding (:func:`~asrkit.decoding.transducer_search.greedy_paths_batch`) on one utterance."""
+        from asrkit.decoding.transducer_search import greedy_paths_batch  # imported here: it imports this module
+
+        encoder_out = self.utterance_encoding(features).unsqueeze(0)  # (1, T', E)
+        return greedy_paths_batch(self, encoder_out, torch.tensor([encoder_out.size(1)]), with_log_probs=True)[0]
 
     def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
         """The joiner's distribution at each frame, given the prediction network's state after the labels the
