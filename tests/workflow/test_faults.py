@@ -31,46 +31,19 @@ from asrkit.training.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
 from process_groups import group_members, kill_group, run_group
 from asrkit.config import to_flags
-from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS, TINY, load_features, results_without_rtf
+from tiny_recipe import RUN_SH, TINY, Recipe, load_features, results_without_rtf
 from timit_skeleton import FEATURES, training_flags
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 SEED = 4  # seeds the kill points: a failing sequence of kills can be replayed
 
-RUN_TIMEOUT = 900  # seconds for a whole run; a hung run fails the test instead of the CI job
 WAIT_TIMEOUT = 600  # seconds to reach a kill point
 PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Running and killing the recipe
-
-
-
-
-class Recipe:
-    """run.sh on one work folder with one extra config."""
-
-    def __init__(self, work: Path, config: Path):
-        self.work, self.config = work, config
-
-    def command(self, *args: str, snakemake: List[str] = ()) -> List[str]:
-        """run.sh with ``args``, and ``snakemake`` options after its ``--``."""
-        return [str(RUN_SH), "--config", str(self.config), "--dir", str(self.work), *RUN_ARGS, *args,
-                "--", *SNAKEMAKE_ARGS, *snakemake]
-
-    def start(self, log: Path, *args: str) -> subprocess.Popen:
-        """Start a run in its own session, so that its whole process group can be killed at once. Its output
-        goes to a file: an unread pipe fills up and stalls the run."""
-        with open(log, "ab") as out:
-            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-
-    def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-        return run_group(self.command(*args), timeout)
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, log: Path, what: str) -> None:
