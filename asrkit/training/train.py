@@ -45,7 +45,8 @@ from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
                                         save_checkpoint, training_checkpoints)
-from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.data.corpus import raise_problems
+from asrkit.data.dataset import RecognitionDataset, to_device, token_ids
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
 from asrkit.data.features import input_dim, load_stats
@@ -271,6 +272,38 @@ def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
         old.unlink()
 
 
+class InfeasibleError(ValueError):
+    """Too many utterances have fewer encoder frames than their tokens need (see :func:`feasible_cuts`)."""
+
+
+def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: Any, tokens: TokenTable,
+                  units: Units, max_infeasible_fraction: float) -> CutSet:
+    """The cuts of set ``name`` whose tokens ``model``'s loss can align over their encoder frames.
+
+    The others have no alignment: their loss is infinite, and zeroing it would train on nothing while counting
+    them in the average. A few (up to ``max_infeasible_fraction`` of the set) are left out with a warning; more
+    mean that the corpus and the config do not fit (e.g. ``model.stack_frames`` too high): stop, naming them.
+    """
+    stack = model.encoder.stack_frames
+    infeasible = []
+    for cut in cuts:
+        frames = -(-cut.num_frames // stack)  # the encoder's steps: ceil(T / stack_frames)
+        needed = model.frames_needed(token_ids(cut, tokens, units), loss_options)
+        if frames < needed:
+            infeasible.append(f"{cut.id}: {frames} encoder frames ({cut.num_frames} / stack_frames {stack}) for "
+                              f"{needed} needed by its tokens")
+    if len(infeasible) > max_infeasible_fraction * len(cuts):
+        raise_problems(infeasible, InfeasibleError,
+                       f"of {len(cuts)} {name} utterances are too short for their tokens, more than "
+                       f"training.max_infeasible_fraction {max_infeasible_fraction} (lower model.stack_frames?)")
+    if infeasible:
+        logging.warning(f"left out {len(infeasible)} of {len(cuts)} {name} utterances, too short for their "
+                        f"tokens: {infeasible[0]}{' ...' if len(infeasible) > 1 else ''}")
+        left_out = {line.split(":")[0] for line in infeasible}
+        cuts = cuts.filter(lambda cut: cut.id not in left_out).to_eager()
+    return cuts
+
+
 def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch.device) -> None:
     """The processes running are those the options ask for, and mixed precision has a GPU."""
     if training.num_processes != group.world_size:
@@ -310,6 +343,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     model_options = stored_model_options(setup.model_type, setup.model, setup.transducer)
     model = build_model(model_options, dim, len(tokens))
     initialise(model, setup.init)
+    train_set, dev_set = (feasible_cuts(cuts, name, model, setup.transducer, tokens, units,
+                                        training.max_infeasible_fraction)
+                          for cuts, name in ((train_set, "train"), (dev_set, "dev")))
     model.to(torch_device)
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)
