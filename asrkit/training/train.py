@@ -4,8 +4,8 @@ Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a
 optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
 ``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
 best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``. A rerun resumes
-exactly from the latest checkpoint written with the same options (checkpoints from other options are set
-aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
+exactly from the latest checkpoint written with the same options (checkpoints from other options are
+deleted). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
 are the stage's outputs.
 
 Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
@@ -245,7 +245,8 @@ class SkipBatches:
 
 
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest checkpoint made with these options; checkpoints of other options are moved aside.
+    """The newest checkpoint made with these options; checkpoints of other options are deleted (nothing resumes
+    from them, and a copy kept aside would take the space a long training may run short of).
 
     Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
     """
@@ -255,9 +256,8 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
     if not checkpoints:
         return None
     if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
-        stale = checkpoint_dir.with_name(f"checkpoints.stale-{int(time.time())}")
-        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: moved to {stale}")
-        shutil.move(str(checkpoint_dir), str(stale))
+        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
+        shutil.rmtree(checkpoint_dir)
         return None
     return checkpoints[-1]
 

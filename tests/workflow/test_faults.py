@@ -29,7 +29,7 @@ from lhotse import CutSet
 
 from asrkit.training.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
-from process_groups import group_members, kill_group, run_group
+from process_groups import file_size_limited, group_members, kill_group, run_group
 from asrkit.config import to_flags
 from tiny_recipe import RUN_SH, TINY, Recipe, load_features, results_without_rtf
 from timit_skeleton import FEATURES, training_flags
@@ -392,12 +392,6 @@ def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path
 # ----------------------------------------------------------------------------------------------------------
 # A write error while storing features
 
-#: run asrkit.data.features with a file size limit: writes past it fail with EFBIG, as on a full disk
-#: (root ignores permissions, so this is how a test can make a write fail)
-LIMITED = ("import resource, runpy, signal, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
-           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'asrkit.data.features'; "
-           "runpy.run_module('asrkit.data.features', run_name='__main__', alter_sys=True)")
-
 
 @pytest.mark.parametrize("num_jobs", [1, 2])
 def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path, num_jobs):
@@ -409,7 +403,7 @@ def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path,
     assert sum(map(len, before.values())) > 8192  # so that the 4 kB limit below cuts the new features short
 
     result = subprocess.run(
-        [sys.executable, "-c", LIMITED.format(4096), "compute", "--recordings", str(recordings),
+        [*file_size_limited("asrkit.data.features", 4096), "compute", "--recordings", str(recordings),
          "--supervisions", str(supervisions), "--cuts", str(cuts), "--storage-dir", str(storage),
          "--num-jobs", str(num_jobs), *to_flags("features", {"type": "fbank", "num_mel_bins": 80})],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
