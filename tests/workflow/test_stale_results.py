@@ -115,6 +115,14 @@ def test_deleted_training_state_reruns_nothing(finished, tmp_path, training_stat
     assert plan(recipe) == set()
 
 
+@pytest.mark.parametrize("result, redone", [("RESULTS.md", {"results"}),
+                                            ("exp/ctc/training.png", {"training_curves"})])
+def test_a_deleted_result_file_is_redone_alone(finished, tmp_path, result, redone):
+    recipe = copy_of(finished, tmp_path)
+    (recipe.work / result).unlink()
+    assert plan(recipe) == redone
+
+
 def test_deleted_decodings_are_redone_and_nothing_else(finished, tmp_path):
     recipe = copy_of(finished, tmp_path)
     shutil.rmtree(recipe.work / "exp/ctc/decode_greedy")  # stage 8's (and 9's) outputs of one decoding
