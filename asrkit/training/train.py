@@ -285,22 +285,22 @@ def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: A
     mean that the corpus and the config do not fit (e.g. ``model.stack_frames`` too high): stop, naming them.
     """
     stack = model.encoder.stack_frames
-    infeasible = []
+    infeasible: Dict[str, str] = {}  # cut id -> what it lacks
     for cut in cuts:
         frames = -(-cut.num_frames // stack)  # the encoder's steps: ceil(T / stack_frames)
         needed = model.frames_needed(token_ids(cut, tokens, units), loss_options)
         if frames < needed:
-            infeasible.append(f"{cut.id}: {frames} encoder frames ({cut.num_frames} / stack_frames {stack}) for "
-                              f"{needed} needed by its tokens")
-    if len(infeasible) > max_infeasible_fraction * len(cuts):
-        raise_problems(infeasible, InfeasibleError,
+            infeasible[cut.id] = (f"{cut.id}: {frames} encoder frames ({cut.num_frames} / stack_frames {stack}) "
+                                  f"for {needed} needed by its tokens")
+    problems = list(infeasible.values())
+    if len(problems) > max_infeasible_fraction * len(cuts):
+        raise_problems(problems, InfeasibleError,
                        f"of {len(cuts)} {name} utterances are too short for their tokens, more than "
                        f"training.max_infeasible_fraction {max_infeasible_fraction} (lower model.stack_frames?)")
-    if infeasible:
-        logging.warning(f"left out {len(infeasible)} of {len(cuts)} {name} utterances, too short for their "
-                        f"tokens: {infeasible[0]}{' ...' if len(infeasible) > 1 else ''}")
-        left_out = {line.split(":")[0] for line in infeasible}
-        cuts = cuts.filter(lambda cut: cut.id not in left_out).to_eager()
+    if problems:
+        logging.warning(f"left out {len(problems)} of {len(cuts)} {name} utterances, too short for their "
+                        f"tokens: {problems[0]}{' ...' if len(problems) > 1 else ''}")
+        cuts = cuts.filter(lambda cut: cut.id not in infeasible).to_eager()
     return cuts
 
 

@@ -25,7 +25,8 @@ TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {
 TRAIN_SHELL = (
     "{params.forget} && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
     " --dev-cuts {input.dev} --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir}"
-    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --num-threads {threads} {params.init} 2>&1 | tee -a {log}"
+    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --num-threads {threads} {params.init}"
+    " 2>&1 | tee -a {log}"
 )
 TRANSDUCER = config.get("transducer", {})
 DECODER_SIZES = {k: v for k, v in TRANSDUCER.items() if k in TransducerConfig.DECODER_KEYS}
