@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from asrkit.workflow.stages import PHONE_LM, RECIPE_MODELS, STAGES
+from asrkit.workflow.stages import MODEL_PLOTS, PHONE_LM, RECIPE_MODELS, STAGES
 
 min_version("9.0")
 
@@ -29,7 +29,11 @@ include: WORKFLOW / "rules/train.smk"           # stages 4-7
 include: WORKFLOW / "rules/score.smk"           # stages 8-9
 
 
-# What each stage makes for this config; `run.sh --stage N --stop-stage M` asks for stage_N .. stage_M.
+# What each stage makes for this config; `run.sh --stage N --stop-stage M` asks for stage_N .. stage_M. The
+# models are named by every stage from 4 on that reads them: Snakemake only rebuilds a missing file that a target
+# names or that a job it reruns reads, so a model.pt deleted (by hand, or by Snakemake after a failed retrain)
+# under results that still exist would otherwise count as finished.
+TRAINED = [f"exp/{m}/model.pt" for m in MODELS]
 STAGE_TARGETS = {
     0: [CORPUS_DIR] if DEMO else [],
     1: rules.manifests.output,
@@ -37,9 +41,9 @@ STAGE_TARGETS = {
     3: rules.lang.output,
     **{stage: [f"exp/{m}/model.pt" for m in MODELS if RECIPE_MODELS[m].stage == stage] for stage in (4, 6, 7)},
     5: [f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS) else [],
-    8: decoded(rules.decode.output.hyps),
-    9: [*rules.results.output, *decoded(rules.score.output.reports[0]),
-        *[f"exp/{model}/{plot}.png" for model in MODELS for plot in ("training", "sensitivity")]],
+    8: [*TRAINED, *decoded(rules.decode.output.hyps)],
+    9: [*TRAINED, *rules.results.output, *decoded(rules.score.output.reports[0]),
+        *[f"exp/{model}/{plot}.png" for model in MODELS for plot in MODEL_PLOTS]],
 }
 
 
@@ -49,15 +53,15 @@ rule all:
         STAGE_TARGETS[9],
 
 
-# Each stage touches a marker once its outputs are complete. Snakemake decides what is stale: a stage whose
-# outputs are up to date is skipped, and a rerun with nothing changed has nothing to do.
+# A stage is a target without outputs of its own, like `all`: Snakemake checks each of its files on every run,
+# so a stage whose files were deleted is redone (a marker file would stand for them and hide the loss), and a
+# rerun with everything up to date has nothing to do. A stage with nothing to make for this config names the
+# Snakefile, which exists: a target without input or output would run every time.
 for stage in STAGES:
 
     rule:
         name:
             f"stage_{stage.number}"
         input:
-            STAGE_TARGETS[stage.number],
-        output:
-            touch(stage_done(stage.number)),
+            STAGE_TARGETS[stage.number] or [workflow.main_snakefile],
         localrule: True

@@ -213,6 +213,7 @@ class TrainingConfig(Section):
     num_processes: int
     accumulate_batches: int
     amp: bool
+    max_infeasible_fraction: float
 
 
 @dataclass(frozen=True)

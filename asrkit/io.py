@@ -1,5 +1,6 @@
 """Atomic file output: a stage's artifact either exists complete or not at all."""
 
+import errno
 import os
 import re
 import shutil
@@ -8,6 +9,16 @@ from pathlib import Path
 from typing import Iterator, Union
 
 PathLike = Union[str, Path]
+#: what a write gets from a full disk, a full quota, or the process's file size limit
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class DiskFullError(OSError):
+    """A write that ran out of space, naming the file it was writing (``filename``); errno and strerror are the
+    system's."""
+
+    def __str__(self) -> str:
+        return f"no space left on device while writing {self.filename} ({self.strerror})"
 
 
 @contextmanager
@@ -20,7 +31,8 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     A killed writer cannot delete its temporary: the next writer of ``path`` does, once that process is gone
     (process ids are this machine's: two machines must not write the same output at once).
     An existing directory is moved aside before the new one takes its place, never deleted first, so that a
-    failure at that point cannot lose it.
+    failure at that point cannot lose it. A write into a full disk raises :class:`DiskFullError` naming ``path``,
+    and the temporary is deleted, giving its space back.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +54,10 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
             _remove(aside)
         else:
             os.replace(tmp, path)
+    except OSError as e:
+        if e.errno in DISK_FULL and not isinstance(e, DiskFullError):
+            raise DiskFullError(e.errno, e.strerror, str(path)) from e
+        raise
     finally:
         _remove(tmp)
 

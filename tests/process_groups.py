@@ -4,6 +4,7 @@ lost machine would): the fault tests' and the multi-process training tests' way 
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import List
 
@@ -70,3 +71,13 @@ def kill_group(process: subprocess.Popen) -> None:
     while alive(members) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(members), f"processes survived SIGKILL: {[p.pid for p in alive(members)]}"
+
+
+def file_size_limited(module: str, limit: int) -> List[str]:
+    """The command that runs ``python -m <module>`` (its arguments follow) with a file size limit of ``limit``
+    bytes: writes past it fail with EFBIG, as on a full disk (root ignores permissions, so this is how a test can
+    make a write fail)."""
+    return [sys.executable, "-c",
+            f"import resource, runpy, signal, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            f"signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = {module!r}; "
+            f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"]

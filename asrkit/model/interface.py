@@ -11,7 +11,7 @@ Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', e
 
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, List, Mapping, Tuple
+from typing import Any, ClassVar, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -46,6 +46,15 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
     def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "AcousticModel":
         """The model around ``encoder``, from the model options (defaults filled in, see
         :mod:`asrkit.model.registry`), with ``vocab_size`` output tokens (blank included)."""
+
+    @staticmethod
+    @abstractmethod
+    def frames_needed(tokens: Sequence[int], loss_options: Any) -> int:
+        """The fewest encoder frames over which the training loss can align ``tokens``: an utterance with fewer
+        has no alignment (an infinite loss), and training leaves it out (:func:`asrkit.training.train.feasible_cuts`).
+
+        loss_options: as for :meth:`training_loss`.
+        """
 
     @abstractmethod
     def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,

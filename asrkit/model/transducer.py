@@ -6,7 +6,7 @@ a "simple" loss whose joiner is just the sum of linear projections of the encode
 consecutive label positions matter at each frame; the real joiner is then evaluated only there.
 """
 
-from typing import Any, List, Mapping, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -97,6 +97,12 @@ class Transducer(AcousticModel):
             pruned_loss = rnnt_loss_pruned(logits=logits.float(), symbols=symbols, ranges=ranges,
                                            termination_symbol=blank, boundary=boundary, reduction="sum")
         return simple_loss, pruned_loss
+
+    @staticmethod
+    def frames_needed(tokens: Sequence[int], loss_options: TransducerConfig) -> int:
+        """The full loss emits any number of tokens at a frame: one frame will do. The pruned loss's ranges need
+        a frame per token (k2 and icefall: T >= U)."""
+        return 1 if loss_options.loss == "full" else len(tokens)
 
     def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig,
                       batch_index: int) -> torch.Tensor:

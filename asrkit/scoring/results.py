@@ -58,6 +58,20 @@ def update_results_table(
         tmp.write_text("".join(line + "\n" for line in before + _render(columns, rows) + after))
 
 
+def remove_model_rows(path: Union[str, Path], model: str) -> int:
+    """Delete the rows of ``model`` (its ``model`` column) from the results table at ``path``, if there is one;
+    the number of rows deleted."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    before, columns, rows, after = _parse(path.read_text())
+    kept = [row for row in rows if row.get("model") != model]
+    if len(kept) < len(rows):
+        with atomic_output(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in before + _render(columns, kept) + after))
+    return len(rows) - len(kept)
+
+
 def _format_value(column: str, value: object) -> str:
     if value is None:
         return ""

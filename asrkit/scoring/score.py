@@ -5,11 +5,13 @@ Subcommands (run as ``python -m asrkit.scoring.score <command> --help``; the rec
            (39 phones, or the characters of the CER)
   curves   loss and dev error rate per epoch (PNG) from a training history
   results  collect summaries into RESULTS.md, one row per model and decoding method
+  forget   remove a model's decodings, plots and RESULTS.md rows (a training starts with it)
 """
 
 import argparse
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -19,9 +21,10 @@ from asrkit.training.checkpoint import load_checkpoint
 from asrkit.decoding.decode import read_hyps
 from asrkit.io import atomic_output
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
-from asrkit.scoring.results import update_results_table
+from asrkit.scoring.results import remove_model_rows, update_results_table
 from asrkit.scoring.error_rates import DELETION, INSERTION, confusion_matrix, format_totals, score_utterances, write_report
 from asrkit.data.units import Units, units_from_state
+from asrkit.workflow.stages import MODEL_PLOTS
 
 #: RESULTS.md columns after the model, decoding and error-rate columns
 RESULTS_TAIL = ["ins", "del", "sub", "params", "epochs", "RTF"]
@@ -82,6 +85,24 @@ def write_results(summaries: List[Dict], results_path: Path) -> None:
     logging.info(f"{len(rows)} result rows -> {results_path}")
 
 
+def forget_results(exp_dir: Path, model_name: str, results_path: Path) -> None:
+    """Delete what was made from the model in ``exp_dir``: its decodings (hyps, reports, summaries, confusion
+    plots), its plots, and its rows (``model_name``) in RESULTS.md.
+
+    A (re)training runs this first: once it starts, those results describe a model that is being replaced,
+    and if it fails they must not stay behind to describe a model that no longer exists.
+    """
+    made = [*sorted(exp_dir.glob("decode_*")), *(exp_dir / f"{plot}.png" for plot in MODEL_PLOTS)]
+    for path in made:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    rows = remove_model_rows(results_path, model_name)
+    logging.info(f"{exp_dir} is being (re)trained: removed its decodings and plots, and {rows} {model_name} "
+                 f"row(s) of {results_path}")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +125,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     results = sub.add_parser("results", help="write RESULTS.md from summaries")
     results.add_argument("--summaries", type=Path, nargs="+", required=True)
     results.add_argument("--output", type=Path, required=True)
+    forget = sub.add_parser("forget", help="remove what was made from a model that is about to be retrained")
+    forget.add_argument("--exp-dir", type=Path, required=True)
+    forget.add_argument("--model-name", required=True, help="the model as RESULTS.md names it")
+    forget.add_argument("--results", type=Path, required=True, help="RESULTS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [score] %(message)s")
     if args.command == "report":
@@ -115,6 +140,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                     args.confusion, fields)
     elif args.command == "curves":
         plot_training_curves(json.loads(args.history.read_text()), args.output)
+    elif args.command == "forget":
+        forget_results(args.exp_dir, args.model_name, args.results)
     else:
         write_results([json.loads(p.read_text()) for p in args.summaries], args.output)
 

@@ -6,6 +6,7 @@ B batches (optimiser steps) of it; :func:`checkpoint_name` and :func:`checkpoint
 that format is written and read.
 """
 
+import io
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -46,8 +47,12 @@ def is_end_of_epoch(path: Path) -> bool:
 
 
 def save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically. Serialised in memory first: torch.save's own file writer turns a
+    full disk into ``RuntimeError: basic_ios::clear``, a plain write into :class:`asrkit.io.DiskFullError`."""
+    serialised = io.BytesIO()
+    torch.save(state, serialised)
     with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(serialised.getbuffer())
 
 
 def load_checkpoint(path: Path) -> Dict[str, Any]:

@@ -4,8 +4,8 @@ Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a
 optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
 ``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
 best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``. A rerun resumes
-exactly from the latest checkpoint written with the same options (checkpoints from other options are set
-aside). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
+exactly from the latest checkpoint written with the same options (checkpoints from other options are
+deleted). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
 are the stage's outputs.
 
 Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
@@ -45,7 +45,8 @@ from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
                                         save_checkpoint, training_checkpoints)
-from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.data.corpus import raise_problems
+from asrkit.data.dataset import RecognitionDataset, to_device, token_ids
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
 from asrkit.data.features import input_dim, load_stats
@@ -244,7 +245,8 @@ class SkipBatches:
 
 
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest checkpoint made with these options; checkpoints of other options are moved aside.
+    """The newest checkpoint made with these options; checkpoints of other options are deleted (nothing resumes
+    from them, and a copy kept aside would take the space a long training may run short of).
 
     Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
     """
@@ -254,9 +256,8 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
     if not checkpoints:
         return None
     if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
-        stale = checkpoint_dir.with_name(f"checkpoints.stale-{int(time.time())}")
-        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: moved to {stale}")
-        shutil.move(str(checkpoint_dir), str(stale))
+        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
+        shutil.rmtree(checkpoint_dir)
         return None
     return checkpoints[-1]
 
@@ -269,6 +270,38 @@ def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
     newest = epochs[-1]
     for old in ends[:-keep] + [p for p in inside if p != newest]:
         old.unlink()
+
+
+class InfeasibleError(ValueError):
+    """Too many utterances have fewer encoder frames than their tokens need (see :func:`feasible_cuts`)."""
+
+
+def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: Any, tokens: TokenTable,
+                  units: Units, max_infeasible_fraction: float) -> CutSet:
+    """The cuts of set ``name`` whose tokens ``model``'s loss can align over their encoder frames.
+
+    The others have no alignment: their loss is infinite, and zeroing it would train on nothing while counting
+    them in the average. A few (up to ``max_infeasible_fraction`` of the set) are left out with a warning; more
+    mean that the corpus and the config do not fit (e.g. ``model.stack_frames`` too high): stop, naming them.
+    """
+    stack = model.encoder.stack_frames
+    infeasible: Dict[str, str] = {}  # cut id -> what it lacks
+    for cut in cuts:
+        frames = -(-cut.num_frames // stack)  # the encoder's steps: ceil(T / stack_frames)
+        needed = model.frames_needed(token_ids(cut, tokens, units), loss_options)
+        if frames < needed:
+            infeasible[cut.id] = (f"{cut.id}: {frames} encoder frames ({cut.num_frames} / stack_frames {stack}) "
+                                  f"for {needed} needed by its tokens")
+    problems = list(infeasible.values())
+    if len(problems) > max_infeasible_fraction * len(cuts):
+        raise_problems(problems, InfeasibleError,
+                       f"of {len(cuts)} {name} utterances are too short for their tokens, more than "
+                       f"training.max_infeasible_fraction {max_infeasible_fraction} (lower model.stack_frames?)")
+    if problems:
+        logging.warning(f"left out {len(problems)} of {len(cuts)} {name} utterances, too short for their "
+                        f"tokens: {problems[0]}{' ...' if len(problems) > 1 else ''}")
+        cuts = cuts.filter(lambda cut: cut.id not in infeasible).to_eager()
+    return cuts
 
 
 def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch.device) -> None:
@@ -310,6 +343,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     model_options = stored_model_options(setup.model_type, setup.model, setup.transducer)
     model = build_model(model_options, dim, len(tokens))
     initialise(model, setup.init)
+    train_set, dev_set = (feasible_cuts(cuts, name, model, setup.transducer, tokens, units,
+                                        training.max_infeasible_fraction)
+                          for cuts, name in ((train_set, "train"), (dev_set, "dev")))
     model.to(torch_device)
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)

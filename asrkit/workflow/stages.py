@@ -58,6 +58,8 @@ RECIPE_MODELS: Dict[str, RecipeModel] = {m.name: m for m in (
     RecipeModel("transducer", "transducer", 6, "TRANS"),
     RecipeModel("pretrained_transducer", "transducer", 7, "PRETRANS", {"encoder": "ctc", "decoder": "phone_lm"}),
 )}
+#: the plots stage 9 makes of each model: exp/<model>/<plot>.png
+MODEL_PLOTS: Tuple[str, ...] = ("training", "sensitivity")
 #: the experiment of the token LM that pretrains prediction networks (stage 5)
 PHONE_LM = "phone_lm"
 

@@ -183,7 +183,7 @@ def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
     train(prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
           prepared / "features/stats.pt", prepared / "lang/tokens.txt", tmp_path, training_setup(options))
     assert load_model(tmp_path / "model.pt").encoder.lstm.hidden_size == 8
-    assert list(tmp_path.glob("checkpoints.stale-*"))
+    assert not list(tmp_path.glob("checkpoints.stale-*"))  # the stale checkpoints were deleted, not kept aside
 
 
 def test_decode_uses_only_the_model_file(prepared, tmp_path):

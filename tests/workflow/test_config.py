@@ -22,6 +22,8 @@ def dry_run(tmp_path, extra_yaml):
 @pytest.mark.parametrize("extra_yaml,message", [
     ("trainig: {num_epochs: 3}\n", "'trainig' was unexpected"),
     ("model: {num_layers: 0, hidden_size: 8}\n", "0 is less than the minimum of 1"),
+    ("model: {num_layers: 1, hidden_size: 8, stack_frames: 100}\n", "100 is greater than the maximum of 8"),
+    ("training: {max_infeasible_fraction: 2}\n", "2 is greater than the maximum of 1"),
     ("features: {type: plp}\n", "'plp' is not one of ['fbank', 'mfcc']"),
     ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [eval]}\n",
      "'eval' is not one of ['dev', 'test']"),

@@ -29,48 +29,21 @@ from lhotse import CutSet
 
 from asrkit.training.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
-from process_groups import group_members, kill_group, run_group
+from process_groups import file_size_limited, group_members, kill_group, run_group
 from asrkit.config import to_flags
-from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS, TINY, load_features, results_without_rtf
+from tiny_recipe import RUN_SH, TINY, Recipe, load_features, results_without_rtf
 from timit_skeleton import FEATURES, training_flags
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN_SH = ROOT / "recipes" / "timit" / "run.sh"
 SEED = 4  # seeds the kill points: a failing sequence of kills can be replayed
 
-RUN_TIMEOUT = 900  # seconds for a whole run; a hung run fails the test instead of the CI job
 WAIT_TIMEOUT = 600  # seconds to reach a kill point
 PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Running and killing the recipe
-
-
-
-
-class Recipe:
-    """run.sh on one work folder with one extra config."""
-
-    def __init__(self, work: Path, config: Path):
-        self.work, self.config = work, config
-
-    def command(self, *args: str, snakemake: List[str] = ()) -> List[str]:
-        """run.sh with ``args``, and ``snakemake`` options after its ``--``."""
-        return [str(RUN_SH), "--config", str(self.config), "--dir", str(self.work), *RUN_ARGS, *args,
-                "--", *SNAKEMAKE_ARGS, *snakemake]
-
-    def start(self, log: Path, *args: str) -> subprocess.Popen:
-        """Start a run in its own session, so that its whole process group can be killed at once. Its output
-        goes to a file: an unread pipe fills up and stalls the run."""
-        with open(log, "ab") as out:
-            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-
-    def run(self, *args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-        return run_group(self.command(*args), timeout)
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, log: Path, what: str) -> None:
@@ -419,12 +392,6 @@ def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path
 # ----------------------------------------------------------------------------------------------------------
 # A write error while storing features
 
-#: run asrkit.data.features with a file size limit: writes past it fail with EFBIG, as on a full disk
-#: (root ignores permissions, so this is how a test can make a write fail)
-LIMITED = ("import resource, runpy, signal, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({0}, {0})); "
-           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); sys.argv[0] = 'asrkit.data.features'; "
-           "runpy.run_module('asrkit.data.features', run_name='__main__', alter_sys=True)")
-
 
 @pytest.mark.parametrize("num_jobs", [1, 2])
 def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path, num_jobs):
@@ -436,7 +403,7 @@ def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path,
     assert sum(map(len, before.values())) > 8192  # so that the 4 kB limit below cuts the new features short
 
     result = subprocess.run(
-        [sys.executable, "-c", LIMITED.format(4096), "compute", "--recordings", str(recordings),
+        [*file_size_limited("asrkit.data.features", 4096), "compute", "--recordings", str(recordings),
          "--supervisions", str(supervisions), "--cuts", str(cuts), "--storage-dir", str(storage),
          "--num-jobs", str(num_jobs), *to_flags("features", {"type": "fbank", "num_mel_bins": 80})],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -1,5 +1,5 @@
-# Shared by all rules: the interpreter, the config's lists, manifest names, stage settings as flags and the
-# stage markers. Rules pass the config sections they read as params (as the flags of `flags`): changing one
+# Shared by all rules: the interpreter, the config's lists, manifest names, stage settings as flags.
+# Rules pass the config sections they read as params (as the flags of `flags`): changing one
 # reruns exactly the rules that read it (Snakemake's params rerun trigger).
 import shlex
 
@@ -28,10 +28,6 @@ def flags(section, values):
     shell; section None: keys outside the sections, `--<key> value`); the command gives the keys left out the
     schema's defaults."""
     return shlex.join(to_flags(section, values))
-
-
-def stage_done(n):
-    return f"logs/stages/stage_{n}.done"
 
 
 wildcard_constraints:

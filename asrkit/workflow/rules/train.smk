@@ -19,13 +19,35 @@ RUN_FLAGS = flags("training", {k: v for k, v in TRAINING.items() if k in Trainin
 NUM_PROCESSES = TRAINING["num_processes"]
 TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {NUM_PROCESSES}" \
     if NUM_PROCESSES > 1 else PY
+# A training first removes what was made from the model it replaces (decodings, plots, RESULTS.md rows), and that
+# of the models started from it: were it to fail, they would describe a model that no longer exists (Snakemake
+# deletes a failed job's model.pt).
 TRAIN_SHELL = (
-    "{TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train} --dev-cuts {input.dev}"
-    " --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir} --model-type {params.model_type}"
-    " {params.settings} {RUN_FLAGS} --num-threads {threads} {params.init} 2>&1 | tee {log}"
+    "{params.forget} && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
+    " --dev-cuts {input.dev} --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir}"
+    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --num-threads {threads} {params.init}"
+    " 2>&1 | tee -a {log}"
 )
 TRANSDUCER = config.get("transducer", {})
 DECODER_SIZES = {k: v for k, v in TRANSDUCER.items() if k in TransducerConfig.DECODER_KEYS}
+
+
+def started_from(model):
+    """``model`` and the recipe models started from it, directly or through others."""
+    found = [model]
+    for other in RECIPE_MODELS.values():
+        if model in other.init.values():
+            found += [m for m in started_from(other.name) if m not in found]
+    return found
+
+
+def forget_command(model, log):
+    """The command that removes the results of ``model`` and of the models started from it, logging to ``log``
+    (which it starts afresh)."""
+    return " && ".join(
+        f"{PY} -m asrkit.scoring.score forget --exp-dir exp/{m} --model-name {RECIPE_MODELS[m].label}"
+        f" --results RESULTS.md 2>&1 | tee {'-a ' if i else ''}{log}"
+        for i, m in enumerate(m for m in started_from(model) if m in RECIPE_MODELS))
 
 
 def training_settings(model_type):
@@ -54,6 +76,7 @@ for recipe_model in RECIPE_MODELS.values():
             settings=training_settings(recipe_model.type),
             exp_dir=f"exp/{recipe_model.name}",
             init=" ".join(f"--init-{part} exp/{source}/model.pt" for part, source in recipe_model.init.items()),
+            forget=forget_command(recipe_model.name, f"logs/{recipe_model.stage}_train_{recipe_model.name}.log"),
         threads: workflow.cores
         log:
             f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
@@ -71,11 +94,12 @@ rule phone_lm:
         model=f"exp/{PHONE_LM}/model.pt",
         history=f"exp/{PHONE_LM}/history.json",
     params:
+        forget=forget_command(PHONE_LM, "logs/5_phone_lm.log"),
         # the prediction network's sizes, not the encoder's: an encoder setting must not retrain the phone LM
         settings=" ".join([flags(None, {"seed": config["seed"]}), flags("units", UNITS),
                            flags("transducer", DECODER_SIZES), flags("phone_lm", config.get("phone_lm", {}))]),
     log:
         "logs/5_phone_lm.log",
     shell:
-        "{PY} -m asrkit.training.phone_lm --train-cuts {input.train} --dev-cuts {input.dev} --tokens {input.tokens}"
-        " --exp-dir exp/phone_lm {params.settings} 2>&1 | tee {log}"
+        "{params.forget} && {PY} -m asrkit.training.phone_lm --train-cuts {input.train} --dev-cuts {input.dev}"
+        " --tokens {input.tokens} --exp-dir exp/phone_lm {params.settings} 2>&1 | tee -a {log}"
