@@ -8,22 +8,29 @@ dither, snip_edges false) from audio already in memory, one utterance per call, 
 CPU second (this process, 1 torch thread); "max diff" is the largest absolute difference from kaldifeat's
 output. kaldifeat also runs once with all utterances in one call (it batches a list). The feature stage end
 to end is ``asrkit.data.features.compute_features`` (read audio, compute, store with lilcom, write the manifest)
-with 1 and 2 jobs, by wall time: the parallel speed-up on this machine. Its workers have one torch thread
-each; the alternative is lhotse's own pool, whose spawned workers take torch's default (one per core).
+with 1 and 2 jobs, by wall time: the parallel speed-up on this machine, and with the number of jobs it chooses
+from the amount of audio (``choose_num_jobs``, the recipe's way). Its workers have one torch thread each; the
+alternative is lhotse's own pool, whose spawned workers take torch's default (one per core). The one-job stage
+is then broken down: each of its steps timed on its own, one after another in this process (read the
+manifests, read the audio, kaldifeat, lilcom compression and writing, the cut manifest), the rest being
+lhotse's work per cut; and the start-up of a pool of spawned workers, what a second job must win back.
 """
 
 import argparse
+import multiprocessing
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List
 
 import numpy as np
+import torch
 from lhotse import CutSet, LilcomChunkyWriter, RecordingSet, SupervisionSet
 from lhotse.features import Fbank, FbankConfig
 
 from asrkit.config import FeatureConfig
-from asrkit.data.features import compute_features, make_extractor
+from asrkit.data.features import MIN_SECONDS_PER_JOB, choose_num_jobs, compute_features, make_extractor
 from report import DEMO, add_common_options, cpu_seconds, parse_args, publish, table
 
 try:
@@ -67,9 +74,10 @@ def extractors() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 
 def stage_seconds(recordings: RecordingSet, supervisions: SupervisionSet, num_jobs: int,
-                  lhotse_pool: bool = False) -> float:
+                  lhotse_pool: bool = False, min_seconds_per_job: float = 0.0) -> float:
     """Wall seconds of asrkit.data.features.compute_features on these manifests, into a temporary folder.
 
+    ``min_seconds_per_job``: 0 runs exactly ``num_jobs`` workers; the recipe's default lets the stage choose.
     ``lhotse_pool``: the alternative, lhotse's own worker pool (spawned processes with torch's default of one
     thread per core) computing and storing the same features, as asrkit did before its one-thread workers.
     """
@@ -84,8 +92,55 @@ def stage_seconds(recordings: RecordingSet, supervisions: SupervisionSet, num_jo
                 storage_type=LilcomChunkyWriter)
         else:
             compute_features(tmp / "recordings.jsonl.gz", tmp / "supervisions.jsonl.gz", tmp / "cuts.jsonl.gz",
-                             tmp / "feats", FBANK, num_jobs=num_jobs)
+                             tmp / "feats", FBANK, num_jobs=num_jobs, min_seconds_per_job=min_seconds_per_job)
         return time.perf_counter() - start
+
+
+def stage_breakdown(recordings: RecordingSet, supervisions: SupervisionSet) -> Dict[str, float]:
+    """Wall seconds of each step of the one-job stage, timed on its own in this process, and of the stage."""
+    steps: Dict[str, float] = {}
+
+    def timed(name: str, step: Callable[[], object]) -> object:
+        start = time.perf_counter()
+        result = step()
+        steps[name] = time.perf_counter() - start
+        return result
+
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
+        tmp = Path(tmp)
+        recordings.to_file(tmp / "recordings.jsonl.gz")
+        supervisions.to_file(tmp / "supervisions.jsonl.gz")
+        cuts = timed("read the manifests, make the cuts", lambda: CutSet.from_manifests(
+            recordings=RecordingSet.from_file(tmp / "recordings.jsonl.gz"),
+            supervisions=SupervisionSet.from_file(tmp / "supervisions.jsonl.gz")).to_eager())
+        audio = timed("read the audio", lambda: [cut.load_audio()[0] for cut in cuts])
+        extractor = make_extractor(FBANK)
+        feats = timed("kaldifeat", lambda: [extractor.extract(samples, SAMPLING_RATE) for samples in audio])
+
+        def store() -> None:
+            with LilcomChunkyWriter(tmp / "feats-alone") as writer:
+                for cut, matrix in zip(cuts, feats):
+                    writer.write(cut.id, matrix)
+        timed("lilcom: compress and write", store)
+        stage = timed("the stage (compute_features, 1 job)", lambda: compute_features(
+            tmp / "recordings.jsonl.gz", tmp / "supervisions.jsonl.gz", tmp / "cuts.jsonl.gz", tmp / "feats",
+            FBANK, num_jobs=1))
+        timed("write the cut manifest", lambda: stage.to_file(tmp / "cuts-again.jsonl.gz"))
+    return steps
+
+
+def _worker_ready() -> None:
+    import kaldifeat  # noqa: F401 (what a feature worker needs besides torch and lhotse)
+
+
+def pool_start_seconds(num_jobs: int) -> float:
+    """Wall seconds to start ``num_jobs`` spawned one-thread workers (as asrkit's) and have each run a task."""
+    start = time.perf_counter()
+    with ProcessPoolExecutor(num_jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(1,)) as executor:
+        for future in [executor.submit(_worker_ready) for _ in range(num_jobs)]:
+            future.result()
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -121,15 +176,34 @@ def main() -> None:
 
     variants = [(jobs, False) for jobs in args.jobs] + [(jobs, True) for jobs in args.jobs if jobs > 1]
     stage = {variant: stage_seconds(recordings, supervisions, *variant) for variant in variants}
+    most = max(args.jobs)
+    chosen = choose_num_jobs(audio_seconds, most)
+    auto = stage_seconds(recordings, supervisions, most, min_seconds_per_job=MIN_SECONDS_PER_JOB)
     first = stage[variants[0]]
     stage_rows = [[jobs, "lhotse's pool (one thread per core)" if lhotse else "asrkit's (one thread each)",
                    seconds, audio_seconds / seconds, first / seconds] for (jobs, lhotse), seconds in stage.items()]
+    stage_rows.append([f"{chosen} (chosen: at most {most}, {MIN_SECONDS_PER_JOB:g} s of audio each)",
+                       "asrkit's (one thread each)", auto, audio_seconds / auto, first / auto])
+
+    steps = stage_breakdown(recordings, supervisions)
+    total = steps.pop("the stage (compute_features, 1 job)")
+    steps["the rest: lhotse's work per cut, temporary names, sorting"] = total - sum(steps.values())
+    breakdown_rows = [[name, seconds, seconds / total] for name, seconds in steps.items()]
+    breakdown_rows.append(["the stage (compute_features, 1 job)", total, 1.0])
+    pools = {jobs: pool_start_seconds(jobs) for jobs in sorted({1, *args.jobs})}
     publish("bench/features.py" + (" --quick" if args.quick else ""), "Features: extractors and the feature stage",
             f"{len(audio)} recordings of `{args.recordings}` ({audio_seconds:.1f} s of audio), 16 kHz.\n\n"
             + table(["extractor", "audio s per CPU s", "vs kaldifeat", "max diff from kaldifeat"], rows) + missing
             + "\n\nThe stage end to end (`asrkit.data.features.compute_features`: read, compute, store, manifest):\n\n"
             + table(["num_jobs", "worker pool", "wall s", "audio s per wall s",
-                     f"speed-up vs {args.jobs[0]} job(s)"], stage_rows),
+                     f"speed-up vs {args.jobs[0]} job(s)"], stage_rows)
+            + f"\n\nThe one-job stage against bare kaldifeat: {audio_seconds / total:.0f} audio s per wall s, "
+              f"**{audio_seconds / total / base:.2f}** of kaldifeat's {base:.0f} per CPU s. Its steps, each timed "
+              f"on its own:\n\n"
+            + table(["step", "wall s", "share of the stage"], breakdown_rows)
+            + "\n\nStarting spawned one-thread workers (each imports torch, lhotse and kaldifeat) and running a "
+              "task in each: " + ", ".join(f"{jobs} worker(s) {seconds:.2f} s" for jobs, seconds in pools.items())
+            + ".",
             args.results)
 
 

@@ -36,6 +36,11 @@ from asrkit.progress import progress_bar
 DELTA_WINDOW = 2  # Kaldi's add-deltas default
 #: errors of writing, not of reading: a full disk or quota, a file size limit, no permission, a read-only disk
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}
+#: Audio seconds each feature worker process must have, or fewer workers are used. A spawned worker imports
+#: torch, lhotse and kaldifeat (about 1.8 s on 2 cores; two start side by side in about the same time) while one
+#: job reads, computes and stores about 900 audio seconds a second (bench/features.py): a second worker pays off
+#: from about 2 x 1.8 x 900 s of audio, and at the demo's dev and test size it made the stage 5x slower.
+MIN_SECONDS_PER_JOB = 1800.0
 
 
 class FeatureWriteError(OSError):
@@ -77,6 +82,14 @@ def select_shard(cuts: CutSet, index: int, num_shards: int) -> CutSet:
     return CutSet.from_cuts(ordered[(index - 1) * len(ordered) // num_shards:index * len(ordered) // num_shards])
 
 
+def choose_num_jobs(audio_seconds: float, max_jobs: int, min_seconds_per_job: float = MIN_SECONDS_PER_JOB) -> int:
+    """How many processes compute features for ``audio_seconds`` of audio: at most ``max_jobs``, and few enough
+    that each gets at least ``min_seconds_per_job`` of it; always at least one."""
+    if min_seconds_per_job <= 0:
+        return max_jobs
+    return max(1, min(max_jobs, int(audio_seconds // min_seconds_per_job)))
+
+
 @contextmanager
 def one_thread_workers(num_jobs: int) -> Iterator[Optional[ProcessPoolExecutor]]:
     """lhotse's feature workers, each with one torch thread (None for one job: lhotse then works in-process).
@@ -93,9 +106,11 @@ def one_thread_workers(num_jobs: int) -> Iterator[Optional[ProcessPoolExecutor]]
 
 
 def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
-                     features: FeatureConfig, num_jobs: int = 1, shard: Tuple[int, int] = (1, 1)) -> CutSet:
+                     features: FeatureConfig, num_jobs: int = 1, shard: Tuple[int, int] = (1, 1),
+                     min_seconds_per_job: float = MIN_SECONDS_PER_JOB) -> CutSet:
     """Compute and store features for one split, or one shard ``(index, num_shards)`` of it; write its cut
-    manifest atomically.
+    manifest atomically. Up to ``num_jobs`` processes compute them, each with at least ``min_seconds_per_job``
+    of audio (:func:`choose_num_jobs`; 0: exactly ``num_jobs``).
 
     The storage and the cut manifest (which points at the final storage) are both written under temporary
     names first and renamed only once both are complete, the storage first: a manifest on disk always refers
@@ -105,6 +120,8 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
         recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
     ).to_eager()
     cuts = select_shard(cuts, *shard)
+    audio_seconds = sum(cut.duration for cut in cuts)
+    num_jobs = choose_num_jobs(audio_seconds, num_jobs, min_seconds_per_job)
     extractor = make_extractor(features)
     try:
         # the inner (storage) is renamed into place first, then the outer (manifest)
@@ -127,7 +144,8 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
         raise FeatureWriteError(
             f"could not write the features to {storage_dir} and {cuts_path}: {e.strerror or e}; "
             f"nothing was replaced: any earlier {storage_dir} and {cuts_path} are as they were") from e
-    logging.info(f"{len(cuts)} cuts, {extractor.name} features -> {storage_dir}, manifest -> {cuts_path}")
+    logging.info(f"{len(cuts)} cuts ({audio_seconds:.0f} s of audio, {num_jobs} job(s)), {extractor.name} features "
+                 f"-> {storage_dir}, manifest -> {cuts_path}")
     return cuts
 
 
@@ -205,7 +223,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     compute.add_argument("--supervisions", type=Path, required=True)
     compute.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
     compute.add_argument("--storage-dir", type=Path, required=True, help="where the feature matrices go")
-    compute.add_argument("--num-jobs", type=int, default=1, help="processes computing features (default: 1)")
+    compute.add_argument("--num-jobs", type=int, default=1,
+                         help="processes computing features, at most (default: 1); fewer for a small split")
+    compute.add_argument("--min-seconds-per-job", type=float, default=MIN_SECONDS_PER_JOB,
+                         help=f"audio seconds each process must have, or fewer are used (default: {MIN_SECONDS_PER_JOB:g}, "
+                              f"where a second worker starts to pay off; 0: exactly --num-jobs)")
     compute.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="I-of-N",
                          help="compute only the I-th of N parts of the split's cuts, sorted by ID (default: 1-of-1)")
     merge = sub.add_parser("merge", help="join the cut manifests of a split's shards")
@@ -221,7 +243,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.command == "compute":
         try:
             compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir,
-                             config.from_flags(args, FeatureConfig), args.num_jobs, args.shard)
+                             config.from_flags(args, FeatureConfig), args.num_jobs, args.shard,
+                             args.min_seconds_per_job)
         except FeatureWriteError as e:
             raise SystemExit(f"error: {e}")
     elif args.command == "merge":

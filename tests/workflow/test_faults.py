@@ -405,7 +405,7 @@ def test_write_error_while_storing_features_replaces_nothing(skeleton, tmp_path,
     result = subprocess.run(
         [*file_size_limited("asrkit.data.features", 4096), "compute", "--recordings", str(recordings),
          "--supervisions", str(supervisions), "--cuts", str(cuts), "--storage-dir", str(storage),
-         "--num-jobs", str(num_jobs), *to_flags("features", {"type": "fbank", "num_mel_bins": 80})],
+         "--num-jobs", str(num_jobs), "--min-seconds-per-job", "0", *to_flags("features", {"type": "fbank", "num_mel_bins": 80})],
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode != 0
     assert f"error: could not write the features to {storage} and {cuts}: File too large" in result.stderr, \

@@ -13,10 +13,14 @@ SPLITS = ["train", "dev", "test"]
 DECODING = config["decoding"]
 MODELS = config["models"]
 if DEVICE != "cpu" and set(MODELS) & {"transducer", "pretrained_transducer"}:
-    # A transducer on a GPU needs an RNN-T loss built with CUDA: say so now, not once CTC has trained for hours.
-    from asrkit.device import resolve_device
-    from asrkit.model.rnnt_backend import check_device
-    check_device(resolve_device(DEVICE))
+
+    # A transducer on a GPU needs an RNN-T loss built with CUDA: say so before the first job, not once CTC has
+    # trained for hours. Not while the workflow is read: the check imports torch (1 to 2 s), which a rerun with
+    # nothing to do (onstart is not called then) should not pay.
+    onstart:
+        from asrkit.device import resolve_device
+        from asrkit.model.rnnt_backend import check_device
+        check_device(resolve_device(DEVICE))
 
 
 def manifest(kind, split):
