@@ -342,6 +342,9 @@ def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None
 
 def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
     """The weights of this run's best.pt; refuses one of other options."""
+    if not best_path.exists():
+        raise ValueError(f"{best_path} is missing (removed, or set aside as not this run's): the noise phase "
+                         f"restarts from it; remove {best_path.parent / 'checkpoints'} to train afresh")
     best = load_checkpoint(best_path)
     if best.get("options_digest") != digest:
         raise ValueError(f"{best_path} was written with other options (digest {best.get('options_digest')}, "
@@ -554,8 +557,9 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip or float("inf"))
             if torch.isfinite(grad_norm):  # the same in every process: their gradients are averaged
                 scaler.step(optimizer)
-            else:
+            else:  # nor does its loss count in the epoch's training loss
                 skipped_steps += 1
+                step_totals.zero_()
                 logging.warning(f"epoch {epoch}, step {batches_done + 1}: gradient norm {grad_norm.item()}, "
                                 f"step skipped ({skipped_steps} this epoch)")
             scaler.update()
