@@ -48,7 +48,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -58,7 +58,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from asrkit import config
-from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig
+from asrkit.config import FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
@@ -283,18 +283,20 @@ def selection_key(phase: str) -> str:
     return "dev_loss" if phase == NOISELESS else "dev_error_rate"
 
 
-def best_record(history: List[Dict[str, Any]], phase: str) -> Dict[str, Any]:
-    """The best epoch of a phase: the last of the lowest (schedule fixed, as it always was), or the first of
-    the lowest (schedule paper: an epoch that only equals the best is no improvement)."""
+def best_record(history: List[Dict[str, Any]], phase: str, key: str) -> Dict[str, Any]:
+    """The best epoch of a phase, by the lowest history value ``key``: the last of the lowest (schedule fixed,
+    as it always was), or the first of the lowest (schedule paper: an epoch that only equals the best is no
+    improvement)."""
     records = [h for h in history if h["phase"] == phase]
-    key = selection_key(phase)
     lowest = min(h[key] for h in records)
     ties = [h for h in records if h[key] == lowest]
     return ties[-1] if phase == FIXED else ties[0]
 
 
-def next_phase(training: TrainingConfig, history: List[Dict[str, Any]], phase: str) -> str:
-    """The phase of the epoch after the history's last (``done``: training is over).
+def next_phase(training: Union[TrainingConfig, PhoneLmConfig], history: List[Dict[str, Any]], phase: str,
+               key: str) -> str:
+    """The phase of the epoch after the history's last (``done``: training is over); ``key``: the history
+    value whose lowest is the phase's best.
 
     A paper phase ends after ``patience`` epochs without improvement or at ``num_epochs`` epochs; then the
     noiseless phase is followed by the noisy one (if there is noise), and the noisy one by the end.
@@ -302,7 +304,7 @@ def next_phase(training: TrainingConfig, history: List[Dict[str, Any]], phase: s
     records = [h for h in history if h["phase"] == phase]
     if phase == FIXED:
         return DONE if len(records) >= training.num_epochs else FIXED
-    since_best = records[-1]["epoch"] - best_record(history, phase)["epoch"]
+    since_best = records[-1]["epoch"] - best_record(history, phase, key)["epoch"]
     if since_best < training.patience and len(records) < training.num_epochs:
         return phase
     return NOISY if phase == NOISELESS and training.weight_noise_std > 0 else DONE
@@ -581,10 +583,10 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                          f"dev loss {record['dev_loss']:.3f}, dev {record['dev_metric']} "
                          f"{record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
         history.append(group.broadcast(record))
-        if group.is_main and best_record(history, phase) is history[-1]:
+        if group.is_main and best_record(history, phase, selection_key(phase)) is history[-1]:
             save_checkpoint(best_path, {"model": model.state_dict(), **model_info, "epoch": epoch})
         scheduler.step()
-        phase = next_phase(training, history, phase)
+        phase = next_phase(training, history, phase, selection_key(phase))
         save(checkpoint_name(epoch), None)
         group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
         epoch, batches_done, totals, skipped_steps = epoch + 1, 0, [0.0, 0, 0.0], 0
@@ -593,7 +595,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     writer.close()
 
     final_phase = history[-1]["phase"]
-    best = best_record(history, final_phase)
+    best = best_record(history, final_phase, selection_key(final_phase))
     logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']} "
                  f"({final_phase}); {sum(h['seconds'] for h in history):.0f} s of training")
     final = {**load_checkpoint(exp_dir / "best.pt"), "num_params": num_params, "num_epochs": len(history)}

@@ -2,6 +2,8 @@
 between them, weight noise once per utterance, best.pt's provenance and exact resumes in each phase."""
 
 import json
+import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Dict, List
 
@@ -10,9 +12,10 @@ import torch
 from lhotse import CutSet
 
 import asrkit.training.train as train_module
+from asrkit.config import PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.training.checkpoint import load_checkpoint, load_model
-from asrkit.training.train import NOISELESS, NOISY, load_best, train, training_sampler
-from timit_skeleton import training_setup
+from asrkit.training.train import NOISELESS, NOISY, first_phase, load_best, train, training_sampler
+from timit_skeleton import UNITS, training_setup
 
 #: 32 training utterances, ~10 a batch; at most 4 epochs a phase, each ending after 1 epoch without
 #: improvement. The lr is high enough for dev to stop improving before the cap: the noiseless phase's dev loss
@@ -160,7 +163,7 @@ def test_a_step_with_a_gradient_not_finite_is_skipped_and_counted(skeleton, tmp_
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "batch_loss", nan_second)
         history = run(skeleton, tmp_path, options)
-    assert history[0]["skipped_steps"] == 1 and history[0]["train_loss"] == pytest.approx(history[0]["train_loss"])
+    assert history[0]["skipped_steps"] == 1 and math.isfinite(history[0]["train_loss"])
     assert all(torch.isfinite(w).all() for w in load_checkpoint(tmp_path / "model.pt")["model"].values())
 
 
@@ -169,3 +172,37 @@ def test_uniform_initialisation_is_the_papers():
     train_module.initialise_uniformly(model)
     weights = torch.cat([p.flatten() for p in model.parameters()])
     assert weights.abs().max() <= 0.1 and abs(weights.std() - 0.1 / 3 ** 0.5) < 0.003
+
+
+def test_the_phone_lm_trains_through_both_phases(skeleton, tmp_path):
+    """schedule paper: noiseless to its dev perplexity's patience, then noise drawn once per transcript from
+    the noiseless best with a fresh optimiser; model.pt is the noise phase's best."""
+    import asrkit.training.phone_lm as phone_lm
+    draws, noise = [], phone_lm.add_weight_noise
+
+    def spy_noise(model, std, generator):
+        draws.append(generator.initial_seed())
+        return noise(model, std, generator)
+
+    lm = PhoneLmConfig.from_dict({"schedule": "paper", "num_epochs": 3, "patience": 1, "batch_size": 8,
+                                  "lr": 0.05, "weight_noise_std": 0.05})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(phone_lm, "add_weight_noise", spy_noise)
+        phone_lm.train_phone_lm(skeleton / "features/cuts_train.jsonl.gz", skeleton / "features/cuts_dev.jsonl.gz",
+                                skeleton / "lang/tokens.txt", tmp_path, 1, UnitsConfig.from_dict(UNITS),
+                                TransducerConfig.from_dict({"decoder_embedding_dim": 8, "decoder_hidden_size": 8}), lm)
+    history = json.loads((tmp_path / "history.json").read_text())
+    phases = [h["phase"] for h in history]
+    noisy = [h for h in history if h["phase"] == NOISY]
+    assert phases[0] == NOISELESS and noisy and phases == sorted(phases)  # noiseless, then noisy
+    assert len(draws) == 32 * len(noisy) == len(set(draws))
+    best = min(noisy, key=lambda h: h["dev_perplexity"])
+    assert load_checkpoint(tmp_path / "model.pt")["epoch"] == best["epoch"]
+
+
+def test_pretrans_trains_with_noise_from_the_start():
+    paper = TrainingConfig.from_dict({"num_epochs": 5, "max_duration": 3, "schedule": "paper",
+                                      "weight_noise_std": 0.075})
+    assert first_phase(paper, pretrained=True) == NOISY and first_phase(paper, pretrained=False) == NOISELESS
+    noiseless_only = TrainingConfig.from_dict({**asdict(paper), "weight_noise_std": 0.0})
+    assert first_phase(noiseless_only, pretrained=True) == NOISELESS
