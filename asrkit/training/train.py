@@ -22,9 +22,10 @@ step's utterances, and the noise taken away before the update. The paper updates
 (online SGD), each gradient taken at its own perturbation; a step here averages the same per-utterance noisy
 gradients (the same estimate of the gradient of the expected loss under noise) over a batch, as noiseless
 training averages noiseless ones: the batching is the only difference, and it is the one that every batched
-training already makes. One noise per batch, as asrkit drew before, gives the utterances of a step the same
-perturbation: 20 times fewer draws and a noisier regulariser. Utterances go through the network one by one in
-the noise phase (a batch is not one perturbation), which costs the batching speed-up there.
+training already makes. One draw per batch would instead give a step's ~20 utterances one perturbation: its
+gradient would estimate the expected loss under noise from one draw rather than one per utterance. Utterances
+go through the network one by one in the noise phase (a batch is not one perturbation), which costs the
+batching speed-up there.
 
 Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
 DistributedDataParallel: each takes its share of every step's batches, rank 0 alone evaluates on dev and writes.
@@ -478,6 +479,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     resume_from = group.broadcast(latest_checkpoint(checkpoint_dir, digest) if group.is_main else None)
     if group.is_main:
         set_aside_foreign_best(best_path, digest, resuming=resume_from is not None)
+    group.barrier()  # no process sees a best.pt that is being set aside
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         model.load_state_dict(state["model"])
