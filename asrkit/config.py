@@ -189,6 +189,9 @@ class PhoneLmConfig(Section):
     num_epochs: int
     batch_size: int
     lr: float
+    schedule: str
+    patience: int
+    weight_noise_std: float
 
 
 @dataclass(frozen=True)
@@ -200,6 +203,9 @@ class TrainingConfig(Section):
     RUN_ONLY_KEYS: ClassVar[Tuple[str, ...]] = ("num_workers", "checkpoint_every_batches", "keep_last_checkpoints")
     num_epochs: int
     max_duration: float
+    schedule: str
+    patience: int
+    init: str
     optimizer: str
     lr: float
     momentum: float

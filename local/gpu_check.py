@@ -46,10 +46,11 @@ def tiny_config(corpus: Path, device: str) -> str:
         "model": {"num_layers": 2, "hidden_size": 64, "stack_frames": 3, "dropout": 0.1},
         "transducer": {"decoder_embedding_dim": 32, "decoder_hidden_size": 64, "joiner_dim": 64,
                        "warmup_batches": 2},
-        "phone_lm": {"num_epochs": 2},
+        "phone_lm": {"schedule": "fixed", "num_epochs": 2},
         # 20 small batches an epoch: enough steps for every model to learn the corpus's one phone sequence (the
         # scoring stage refuses a model that emits only silence)
-        "training": {"num_epochs": 6, "max_duration": 3, "optimizer": "adam", "lr": 0.005, "weight_noise_std": 0.0,
+        "training": {"schedule": "fixed", "init": "torch", "grad_clip": 5.0, "num_epochs": 6, "max_duration": 3,
+                     "optimizer": "adam", "lr": 0.005, "weight_noise_std": 0.0,
                      "amp": device == "cuda", "num_processes": 1},
         "decoding": {"beams": [4]},
     }, indent=1)  # YAML is a superset of JSON

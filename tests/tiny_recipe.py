@@ -19,7 +19,7 @@ models: [ctc]
 num_jobs: 2
 demo_corpus: {num_train_speakers: 6, num_dev_speakers: 1, num_test_speakers: 2}
 model: {num_layers: 1, hidden_size: 16, stack_frames: 3, dropout: 0.1}
-training: {num_epochs: 2, max_duration: 8, optimizer: adam, lr: 0.003, weight_noise_std: 0.0,
+training: {schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 2, max_duration: 8, optimizer: adam, lr: 0.003, weight_noise_std: 0.0,
            checkpoint_every_batches: 2, num_workers: 1}
 decoding: {ctc: [greedy, prefix_beam], beams: [4], splits: [test]}
 """

@@ -3,10 +3,29 @@
 Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
 optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
 ``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
-best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``. A rerun resumes
-exactly from the latest checkpoint written with the same options (checkpoints from other options are
-deleted). When all epochs are done, ``model.pt`` (the best model) and ``history.json`` are written: these two
-are the stage's outputs.
+best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``, with the options'
+digest. A rerun resumes exactly from the latest checkpoint written with the same options; checkpoints of other
+options are deleted, and a best.pt that this run did not write is set aside (a best.pt of other options is
+never loaded). When training is over, ``model.pt`` (the best model) and ``history.json`` are written: these two are
+the stage's outputs.
+
+Two schedules (``training.schedule``): ``fixed`` trains ``num_epochs`` epochs. ``paper`` follows Graves et al.
+2013: train without weight noise until the dev loss (minus the log-probability) has not improved for
+``patience`` epochs; restart from the epoch of lowest dev loss (``best.pt``) with a fresh optimiser and
+Gaussian weight noise; stop when the dev error rate has not improved for ``patience`` epochs. Each phase lasts
+at most ``num_epochs`` epochs; ``model.pt`` is the noise phase's best. A model started from pretrained parts
+(PRETRANS) trains with noise from its first epoch.
+
+Weight noise is drawn once per training utterance, as in the paper, within batches: each utterance's loss
+and gradient are computed at the weights plus a perturbation drawn for it alone, the gradients summed over the
+step's utterances, and the noise taken away before the update. The paper updates after every utterance
+(online SGD), each gradient taken at its own perturbation; a step here averages the same per-utterance noisy
+gradients (the same estimate of the gradient of the expected loss under noise) over a batch, as noiseless
+training averages noiseless ones: the batching is the only difference, and it is the one that every batched
+training already makes. One draw per batch would instead give a step's ~20 utterances one perturbation: its
+gradient would estimate the expected loss under noise from one draw rather than one per utterance. Utterances
+go through the network one by one in the noise phase (a batch is not one perturbation), which costs the
+batching speed-up there.
 
 Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
 DistributedDataParallel: each takes its share of every step's batches, rank 0 alone evaluates on dev and writes.
@@ -30,7 +49,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -40,7 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from asrkit import config
-from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig
+from asrkit.config import FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
@@ -190,24 +209,153 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
-    """Add Gaussian noise to every weight; return it so that it can be taken away after the update's gradient.
+#: the bound of the paper's initial weights, uniform in [-bound, bound] (``training.init: uniform``)
+UNIFORM_INIT_BOUND = 0.1
 
-    The noise comes from its own (CPU) generator, the same in every process: their models must stay equal.
-    """
-    noise = []
+
+def initialise_uniformly(model: torch.nn.Module) -> None:
+    """Every weight uniform in [-0.1, 0.1], as Graves et al. initialise (from the global RNG, seeded)."""
     with torch.no_grad():
         for p in model.parameters():
-            n = (torch.randn(p.shape, generator=generator) * std).to(p.device)
-            p.add_(n)
-            noise.append(n)
-    return noise
+            p.uniform_(-UNIFORM_INIT_BOUND, UNIFORM_INIT_BOUND)
 
 
-def remove_weight_noise(model: torch.nn.Module, noise: List[torch.Tensor]) -> None:
+def noise_generator(seed: int, epoch: int, item: str) -> torch.Generator:
+    """The generator of one training item's weight noise (an utterance, by its cut ID): seeded by the run's
+    seed, the epoch and the item alone.
+
+    So the noise of an utterance is the same whichever process trains it, in whatever batch: a resumed run,
+    accumulated batches and DistributedDataParallel's processes all draw the same noise, and there is no
+    noise RNG state to checkpoint (resuming is exact by construction).
+    """
+    key = hashlib.sha256(f"{seed}/{epoch}/{item}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
+
+
+def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
+    """Add Gaussian noise to every weight; return the weights as they were, for :func:`remove_weight_noise`.
+
+    The noise comes from a (CPU) generator of its own (:func:`noise_generator`), not the global RNG. The weights
+    are restored from a copy rather than by subtracting the noise: (w + n) - n is not w in floating point, and
+    the processes of a distributed training, each with its own utterances' noise, would drift apart.
+    """
+    saved = []
     with torch.no_grad():
-        for p, n in zip(model.parameters(), noise):
-            p.sub_(n)
+        for p in model.parameters():
+            saved.append(p.detach().clone())
+            p.add_((torch.randn(p.shape, generator=generator) * std).to(p.device))
+    return saved
+
+
+def remove_weight_noise(model: torch.nn.Module, saved: List[torch.Tensor]) -> None:
+    """Put back the weights that :func:`add_weight_noise` saved, exactly."""
+    with torch.no_grad():
+        for p, weights in zip(model.parameters(), saved):
+            p.copy_(weights)
+
+
+def utterances(batch: Dict) -> List[Dict]:
+    """A padded batch of :class:`RecognitionDataset` as batches of one utterance each, unpadded."""
+    return [{"features": batch["features"][i:i + 1, :int(batch["feature_lens"][i])],
+             "feature_lens": batch["feature_lens"][i:i + 1],
+             "targets": batch["targets"][i:i + 1, :int(batch["target_lens"][i])],
+             "target_lens": batch["target_lens"][i:i + 1], "cut_ids": [cut_id]}
+            for i, cut_id in enumerate(batch["cut_ids"])]
+
+
+# ------------------------------------------------------------------------------------------- the schedule
+#
+# An epoch belongs to a phase: "fixed" (schedule fixed), or "noiseless" then "noisy" (schedule paper); after
+# the last, the phase is "done". Each epoch's history record names its phase, so that the best epoch of a phase
+# and the epochs since it (patience) follow from the history, which every checkpoint holds: a resume in any
+# phase continues exactly.
+
+FIXED, NOISELESS, NOISY, DONE = "fixed", "noiseless", "noisy", "done"
+
+
+def first_phase(training: TrainingConfig, pretrained: bool) -> str:
+    """The phase of epoch 1: a model started from pretrained parts trains with noise from the start (the
+    paper's PRETRANS, whose parts were trained through both phases)."""
+    if training.schedule == "fixed":
+        return FIXED
+    return NOISY if pretrained and training.weight_noise_std > 0 else NOISELESS
+
+
+def selection_key(phase: str) -> str:
+    """The history value whose lowest picks a phase's best epoch: the noiseless phase stops at the highest dev
+    log-probability (lowest loss), the others at the lowest dev error rate."""
+    return "dev_loss" if phase == NOISELESS else "dev_error_rate"
+
+
+def best_record(history: List[Dict[str, Any]], phase: str, key: str) -> Dict[str, Any]:
+    """The best epoch of a phase, by the lowest history value ``key``: the last of the lowest (schedule fixed,
+    as it always was), or the first of the lowest (schedule paper: an epoch that only equals the best is no
+    improvement)."""
+    records = [h for h in history if h["phase"] == phase]
+    lowest = min(h[key] for h in records)
+    ties = [h for h in records if h[key] == lowest]
+    return ties[-1] if phase == FIXED else ties[0]
+
+
+def next_phase(training: Union[TrainingConfig, PhoneLmConfig], history: List[Dict[str, Any]], phase: str,
+               key: str) -> str:
+    """The phase of the epoch after the history's last (``done``: training is over); ``key``: the history
+    value whose lowest is the phase's best.
+
+    A paper phase ends after ``patience`` epochs without improvement or at ``num_epochs`` epochs; then the
+    noiseless phase is followed by the noisy one (if there is noise), and the noisy one by the end.
+    """
+    records = [h for h in history if h["phase"] == phase]
+    if phase == FIXED:
+        return DONE if len(records) >= training.num_epochs else FIXED
+    since_best = records[-1]["epoch"] - best_record(history, phase, key)["epoch"]
+    if since_best < training.patience and len(records) < training.num_epochs:
+        return phase
+    return NOISY if phase == NOISELESS and training.weight_noise_std > 0 else DONE
+
+
+def is_noisy(training: TrainingConfig, phase: str, epoch: int) -> bool:
+    if phase == FIXED:
+        return training.weight_noise_std > 0 and epoch >= training.weight_noise_start_epoch
+    return phase == NOISY
+
+
+def restarts_from_best(training: TrainingConfig, history: List[Dict[str, Any]], phase: str, epoch: int,
+                       best_path: Path) -> bool:
+    """Whether this epoch restarts from best.pt with a fresh optimiser: the first epoch of the paper's noisy
+    phase after a noiseless one, or (schedule fixed) the epoch weight noise starts, if a best.pt was written."""
+    if phase == FIXED:
+        return is_noisy(training, phase, epoch) and epoch == training.weight_noise_start_epoch and best_path.exists()
+    return phase == NOISY and any(h["phase"] == NOISELESS for h in history) \
+        and not any(h["phase"] == NOISY for h in history)
+
+
+def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None:
+    """Move aside a best.pt that this run did not write: any, on a fresh start, or one of other options.
+
+    best.pt is no Snakemake output and outlives the checkpoints set aside by :func:`latest_checkpoint`; a
+    noise phase restarting from another run's model would train the wrong model, or fail on its shapes.
+    """
+    if not best_path.exists():
+        return
+    if resuming and load_checkpoint(best_path).get("options_digest") == digest:
+        return
+    stale = best_path.with_name(f"best.stale-{int(time.time())}.pt")
+    logging.warning(f"{best_path} is not this run's ({'other options' if resuming else 'no checkpoint of this run'}): "
+                    f"moved to {stale}")
+    shutil.move(str(best_path), str(stale))
+
+
+def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
+    """The weights of this run's best.pt; refuses one of other options."""
+    if not best_path.exists():
+        raise ValueError(f"{best_path} is missing (removed, or set aside as not this run's): the noise phase "
+                         f"restarts from it; remove {best_path.parent / 'checkpoints'} to train afresh")
+    best = load_checkpoint(best_path)
+    if best.get("options_digest") != digest:
+        raise ValueError(f"{best_path} was written with other options (digest {best.get('options_digest')}, "
+                         f"this run's {digest}): refusing to restart from it")
+    return best["model"]
 
 
 def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:
@@ -317,7 +465,7 @@ def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch
 
 def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
           setup: TrainingSetup, device: str = "auto") -> None:
-    """Train to ``setup.training.num_epochs``, resuming where an earlier run stopped (mid-epoch too).
+    """Train on ``setup.training``'s schedule, resuming where an earlier run stopped (mid-epoch too).
 
     In every process of a torchrun launch (``training.num_processes`` of them), or alone.
     """
@@ -342,6 +490,8 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     dim = input_dim(setup.features)
     model_options = stored_model_options(setup.model_type, setup.model, setup.transducer)
     model = build_model(model_options, dim, len(tokens))
+    if training.init == "uniform":
+        initialise_uniformly(model)
     initialise(model, setup.init)
     train_set, dev_set = (feasible_cuts(cuts, name, model, setup.transducer, tokens, units,
                                         training.max_infeasible_fraction)
@@ -349,21 +499,25 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     model.to(torch_device)
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)
-    noise_rng = torch.Generator().manual_seed(seed)
     optimizer = make_optimizer(model, training)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)  # once per epoch
     # float16 autocast and loss scaling on CUDA; disabled, both do nothing
     scaler = torch.amp.GradScaler("cuda", enabled=training.amp)
-    checkpoint_dir = exp_dir / "checkpoints"
+    checkpoint_dir, best_path = exp_dir / "checkpoints", exp_dir / "best.pt"
     # Everything needed to use the model without the recipe: decoding and transcription read only this.
     model_info = {"model_options": model_options, "input_dim": dim, "vocab_size": len(tokens),
                   "tokens": tokens.symbols, "units": units.state(), "feature_options": asdict(setup.features),
                   "stats": stats, "options_digest": digest}
-    history: List[Dict[str, float]] = []
+    history: List[Dict[str, Any]] = []
+    phase = first_phase(training, pretrained=bool(setup.init))
     # batches_done and global_batches count optimiser steps, each on num_processes x accumulate_batches batches
     epoch, batches_done, totals = 1, 0, [0.0, 0, 0.0]  # loss, utterances, seconds of this epoch so far
+    skipped_steps = 0  # steps of this epoch left out for a gradient that was not finite
     global_batches = 0  # batches trained on in all epochs: the transducer's warm-up counts them
     resume_from = group.broadcast(latest_checkpoint(checkpoint_dir, digest) if group.is_main else None)
+    if group.is_main:
+        set_aside_foreign_best(best_path, digest, resuming=resume_from is not None)
+    group.barrier()  # no process sees a best.pt that is being set aside
     if resume_from is not None:
         state = load_checkpoint(resume_from)
         model.load_state_dict(state["model"])
@@ -371,12 +525,11 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng_states"][group.rank], torch_device)
-        noise_rng.set_state(state["noise_rng_state"])
         history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
-        global_batches = state["global_batches"]
+        global_batches, phase, skipped_steps = state["global_batches"], state["phase"], state["skipped_steps"]
         if batches_done is None:  # that epoch was complete
-            epoch, batches_done, totals = epoch + 1, 0, [0.0, 0, 0.0]
-        logging.info(f"resuming from {resume_from}: epoch {epoch}, after {batches_done} batches")
+            epoch, batches_done, totals, skipped_steps = epoch + 1, 0, [0.0, 0, 0.0], 0
+        logging.info(f"resuming from {resume_from}: epoch {epoch} ({phase}), after {batches_done} batches")
     num_params = sum(p.numel() for p in model.parameters())
     accumulate = training.accumulate_batches
     logging.info(f"model: {model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
@@ -396,45 +549,61 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
                 "totals": totals, "global_batches": global_batches, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng_states": rng_states,
-                "noise_rng_state": noise_rng.get_state(), "history": history})
+                "history": history, "phase": phase, "skipped_steps": skipped_steps})
             prune_checkpoints(checkpoint_dir, training.keep_last_checkpoints)
 
     writer = SummaryWriter(str(exp_dir / "tensorboard")) if group.is_main else None
     dev_sampler = SimpleCutSampler(dev_set, max_duration=training.max_duration, shuffle=False, world_size=1, rank=0)
     dev_loader = make_loader(dataset, dev_sampler, seed, training.num_workers, 0)
     shards = range(group.rank * accumulate, (group.rank + 1) * accumulate)  # this process's batches of a step
-    for epoch in range(epoch, training.num_epochs + 1):
-        noisy = training.weight_noise_std > 0 and epoch >= training.weight_noise_start_epoch
-        if noisy and epoch == training.weight_noise_start_epoch and batches_done == 0 \
-                and (exp_dir / "best.pt").exists():
-            model.load_state_dict(load_checkpoint(exp_dir / "best.pt")["model"])
-            logging.info(f"epoch {epoch}: restarting from the best dev model with weight noise "
-                         f"{training.weight_noise_std}")
+    while phase != DONE:
+        noisy = is_noisy(training, phase, epoch)
+        if batches_done == 0 and restarts_from_best(training, history, phase, epoch, best_path):
+            model.load_state_dict(load_best(best_path, digest))
+            # momentum and lr decay start afresh: the noiseless phase's momentum points where noise is absent
+            optimizer = make_optimizer(model, training)
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)
+            logging.info(f"epoch {epoch}: restarting from {best_path} (epoch {load_checkpoint(best_path)['epoch']}) "
+                         f"with a fresh optimiser and weight noise {training.weight_noise_std}")
         started = time.time() - totals[2]
         sampler = training_sampler(train_set, training.max_duration, seed, epoch, shards,
                                    group.world_size * accumulate)
         loader = make_loader(dataset, sampler, seed, training.num_workers, epoch,
                              skip_batches=batches_done * accumulate)
-        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}/{training.num_epochs}",
+        cap = f"/{training.num_epochs}" if phase == FIXED else f" ({phase})"
+        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}{cap}",
                                 unit="batch", leave=False, initial=batches_done, disable=not group.is_main)
         for step_batches in progress:
-            noise = add_weight_noise(model, training.weight_noise_std, noise_rng) if noisy else None
             optimizer.zero_grad()
             step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
             for i, batch in enumerate(step_batches):
-                # DDP averages the processes' gradients, so each of a step's batches weighs 1 / accumulate here
-                last = i == len(step_batches) - 1
-                with net.no_sync() if group.world_size > 1 and not last else nullcontext():
-                    with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training.amp):
-                        loss = net(to_device(batch, torch_device), global_batches)
-                    num_utts = len(batch["cut_ids"])
-                    scaler.scale(loss / (num_utts * accumulate)).backward()
-                step_totals += torch.tensor([loss.item(), num_utts], dtype=torch.float64)
-            if noise is not None:
-                remove_weight_noise(model, noise)
+                batch = to_device(batch, torch_device)
+                num_utts = len(batch["cut_ids"])
+                # With noise, each utterance's gradient is taken at weights perturbed for it alone: see the
+                # module's docstring on weight noise.
+                pieces = utterances(batch) if noisy else [batch]
+                for j, piece in enumerate(pieces):
+                    noise = add_weight_noise(model, training.weight_noise_std,
+                                             noise_generator(seed, epoch, piece["cut_ids"][0])) if noisy else None
+                    # DDP averages the processes' gradients once a step, at its last backward; so each of a
+                    # step's batches weighs 1 / accumulate here
+                    last = i == len(step_batches) - 1 and j == len(pieces) - 1
+                    with net.no_sync() if group.world_size > 1 and not last else nullcontext():
+                        with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training.amp):
+                            loss = net(piece, global_batches)
+                        scaler.scale(loss / (num_utts * accumulate)).backward()
+                    if noise is not None:
+                        remove_weight_noise(model, noise)
+                    step_totals += torch.tensor([loss.item(), len(piece["cut_ids"])], dtype=torch.float64)
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip)
-            scaler.step(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip or float("inf"))
+            if torch.isfinite(grad_norm):  # the same in every process: their gradients are averaged
+                scaler.step(optimizer)
+            else:  # nor does its loss count in the epoch's training loss
+                skipped_steps += 1
+                step_totals.zero_()
+                logging.warning(f"epoch {epoch}, step {batches_done + 1}: gradient norm {grad_norm.item()}, "
+                                f"step skipped ({skipped_steps} this epoch)")
             scaler.update()
             step_loss, step_utts = group.sum(step_totals).tolist()
             batches_done, global_batches = batches_done + 1, global_batches + 1
@@ -444,27 +613,31 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 save(checkpoint_name(epoch, batches_done), batches_done)
         record = None
         if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
-            record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0], "train_loss": totals[0] / totals[1],
+            record = {"epoch": epoch, "phase": phase, "lr": scheduler.get_last_lr()[0],
+                      "train_loss": totals[0] / totals[1], "skipped_steps": skipped_steps,
                       **evaluate(model, dev_loader, tokens, units, setup.transducer, torch_device),
                       "seconds": time.time() - started}
             for key in ("train_loss", "dev_loss", "dev_error_rate"):
                 writer.add_scalar(key, record[key], epoch)
-            logging.info(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {record['dev_loss']:.3f}, "
-                         f"dev {record['dev_metric']} {record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
+            logging.info(f"epoch {epoch} ({phase}): train loss {record['train_loss']:.3f}, "
+                         f"dev loss {record['dev_loss']:.3f}, dev {record['dev_metric']} "
+                         f"{record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
         history.append(group.broadcast(record))
-        if group.is_main and history[-1]["dev_error_rate"] <= min(h["dev_error_rate"] for h in history):
-            save_checkpoint(exp_dir / "best.pt", {"model": model.state_dict(), **model_info, "epoch": epoch})
+        if group.is_main and best_record(history, phase, selection_key(phase)) is history[-1]:
+            save_checkpoint(best_path, {"model": model.state_dict(), **model_info, "epoch": epoch})
         scheduler.step()
+        phase = next_phase(training, history, phase, selection_key(phase))
         save(checkpoint_name(epoch), None)
         group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
-        batches_done, totals = 0, [0.0, 0, 0.0]
+        epoch, batches_done, totals, skipped_steps = epoch + 1, 0, [0.0, 0, 0.0], 0
     if not group.is_main:
         return
     writer.close()
 
-    best = min(history, key=lambda h: h["dev_error_rate"])
-    logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']}; "
-                 f"{sum(h['seconds'] for h in history):.0f} s of training")
+    final_phase = history[-1]["phase"]
+    best = best_record(history, final_phase, selection_key(final_phase))
+    logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']} "
+                 f"({final_phase}); {sum(h['seconds'] for h in history):.0f} s of training")
     final = {**load_checkpoint(exp_dir / "best.pt"), "num_params": num_params, "num_epochs": len(history)}
     save_checkpoint(exp_dir / "model.pt", final)
     with atomic_output(exp_dir / "history.json") as tmp:

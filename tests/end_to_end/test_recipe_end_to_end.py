@@ -18,8 +18,8 @@ models: [ctc, pretrained_transducer]
 demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
 model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
 transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
-phone_lm: {num_epochs: 5}
-training: {num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
+phone_lm: {schedule: fixed, num_epochs: 5}
+training: {schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
 decoding: {beams: [4]}
 """
 

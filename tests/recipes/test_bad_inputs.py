@@ -284,7 +284,7 @@ models: [ctc]
 units: {{type: phones, phone_set: 60}}
 data: {{require_standard_sizes: false}}
 model: {{num_layers: 1, hidden_size: 16, stack_frames: 3}}
-training: {{num_epochs: 1, max_duration: 5, optimizer: adam, lr: 0.01, weight_noise_std: 0.0, num_workers: 0}}
+training: {{schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 1, max_duration: 5, optimizer: adam, lr: 0.01, weight_noise_std: 0.0, num_workers: 0}}
 decoding: {{ctc: [greedy], beams: [1], splits: [test]}}
 """
 

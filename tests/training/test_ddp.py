@@ -78,8 +78,8 @@ def weights(exp_dir: Path) -> Dict[str, torch.Tensor]:
 
 
 def history(exp_dir: Path) -> List[Dict]:
-    """The numbers of each epoch's record (not its time, nor the name of its error rate)."""
-    return [{k: v for k, v in epoch.items() if k not in ("seconds", "dev_metric")}
+    """The numbers of each epoch's record (not its time, nor the names of its error rate and its phase)."""
+    return [{k: v for k, v in epoch.items() if k not in ("seconds", "dev_metric", "phase")}
             for epoch in json.loads((exp_dir / "history.json").read_text())]
 
 
