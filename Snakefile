@@ -39,7 +39,8 @@ STAGE_TARGETS = {
     1: rules.manifests.output,
     2: [*expand(rules.features.output.cuts, split=SPLITS), *rules.feature_stats.output],
     3: rules.lang.output,
-    **{stage: [f"exp/{m}/model.pt" for m in MODELS if RECIPE_MODELS[m].stage == stage] for stage in (4, 6, 7)},
+    **{stage: [f"exp/{m}/model.pt" for m in MODELS if RECIPE_MODELS[m].stage == stage]
+       for stage in {recipe_model.stage for recipe_model in RECIPE_MODELS.values()}},
     5: [f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS) else [],
     8: [*TRAINED, *decoded(rules.decode.output.hyps)],
     9: [*TRAINED, *rules.results.output, *decoded(rules.score.output.reports[0]),
