@@ -5,7 +5,7 @@ Subcommands (run as ``python -m asrkit.scoring.score <command> --help``; the rec
            (39 phones, or the characters of the CER)
   curves   loss and dev error rate per epoch (PNG) from a training history
   results  collect summaries into RESULTS.md, one row per model and decoding method
-  forget   remove a model's decodings, plots and RESULTS.md rows (a training starts with it)
+  forget   remove models' decodings, plots and RESULTS.md rows (a training starts with it)
 """
 
 import argparse
@@ -24,7 +24,7 @@ from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import remove_model_rows, update_results_table
 from asrkit.scoring.error_rates import DELETION, INSERTION, confusion_matrix, format_totals, score_utterances, write_report
 from asrkit.data.units import Units, units_from_state
-from asrkit.workflow.stages import MODEL_PLOTS
+from asrkit.workflow.stages import MODEL_PLOTS, RECIPE_MODELS
 
 #: RESULTS.md columns after the model, decoding and error-rate columns
 RESULTS_TAIL = ["ins", "del", "sub", "params", "epochs", "RTF"]
@@ -125,9 +125,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     results = sub.add_parser("results", help="write RESULTS.md from summaries")
     results.add_argument("--summaries", type=Path, nargs="+", required=True)
     results.add_argument("--output", type=Path, required=True)
-    forget = sub.add_parser("forget", help="remove what was made from a model that is about to be retrained")
-    forget.add_argument("--exp-dir", type=Path, required=True)
-    forget.add_argument("--model-name", required=True, help="the model as RESULTS.md names it")
+    forget = sub.add_parser("forget", help="remove what was made from models that are about to be retrained")
+    forget.add_argument("--models", nargs="+", choices=list(RECIPE_MODELS), required=True,
+                        help="the recipe models (exp/<model>, named in RESULTS.md by their label)")
+    forget.add_argument("--exp-root", type=Path, default=Path("exp"), help="the folder of the models' exp/<model>")
     forget.add_argument("--results", type=Path, required=True, help="RESULTS.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [score] %(message)s")
@@ -141,7 +142,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args.command == "curves":
         plot_training_curves(json.loads(args.history.read_text()), args.output)
     elif args.command == "forget":
-        forget_results(args.exp_dir, args.model_name, args.results)
+        for model in args.models:
+            forget_results(args.exp_root / model, RECIPE_MODELS[model].label, args.results)
     else:
         write_results([json.loads(p.read_text()) for p in args.summaries], args.output)
 

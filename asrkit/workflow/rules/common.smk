@@ -12,7 +12,7 @@ DEVICE = config["device"]  # where training, decoding and sensitivity compute: p
 SPLITS = ["train", "dev", "test"]
 DECODING = config["decoding"]
 MODELS = config["models"]
-if DEVICE != "cpu" and set(MODELS) & {"transducer", "pretrained_transducer"}:
+if DEVICE != "cpu" and any(RECIPE_MODELS[m].type == "transducer" for m in MODELS):
 
     # A transducer on a GPU needs an RNN-T loss built with CUDA: say so before the first job, not once CTC has
     # trained for hours. Not while the workflow is read: the check imports torch (1 to 2 s), which a rerun with

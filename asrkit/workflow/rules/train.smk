@@ -43,11 +43,9 @@ def started_from(model):
 
 def forget_command(model, log):
     """The command that removes the results of ``model`` and of the models started from it, logging to ``log``
-    (which it starts afresh)."""
-    return " && ".join(
-        f"{PY} -m asrkit.scoring.score forget --exp-dir exp/{m} --model-name {RECIPE_MODELS[m].label}"
-        f" --results RESULTS.md 2>&1 | tee {'-a ' if i else ''}{log}"
-        for i, m in enumerate(m for m in started_from(model) if m in RECIPE_MODELS))
+    (which it starts afresh): one process for them all."""
+    models = " ".join(m for m in started_from(model) if m in RECIPE_MODELS)
+    return f"{PY} -m asrkit.scoring.score forget --models {models} --results RESULTS.md 2>&1 | tee {log}"
 
 
 def training_settings(model_type):
