@@ -46,8 +46,7 @@ def decoder_options(options: Mapping[str, Any]) -> Dict[str, Any]:
 def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     """Stored model options with every key, those a checkpoint lacks (one from an older asrkit) at the schema's
     defaults."""
-    return {"type": "ctc", **asdict(_section_of(options, ModelConfig)), **decoder_options(options),
-            **({"type": options["type"]} if "type" in options else {})}
+    return {**asdict(_section_of(options, ModelConfig)), **decoder_options(options), "type": options.get("type", "ctc")}
 
 
 def blstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
