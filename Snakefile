@@ -7,7 +7,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from asrkit.workflow.stages import MODEL_PLOTS, PHONE_LM, RECIPE_MODELS, STAGES
+from asrkit.workflow.run_summary import print_summary
+from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, PHONE_LM, RECIPE_MODELS, STAGES
 
 min_version("9.0")
 
@@ -44,7 +45,8 @@ STAGE_TARGETS = {
     5: [f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS) else [],
     8: [*TRAINED, *decoded(rules.decode.output.hyps)],
     9: [*TRAINED, *rules.results.output, *decoded(rules.score.output.reports[0]),
-        *[f"exp/{model}/{plot}.png" for model in MODELS for plot in MODEL_PLOTS]],
+        *[f"exp/{model}/{plot}.png" for model in MODELS for plot in MODEL_PLOTS],
+        *[f"exp/{model}/{MODEL_RESULTS}" for model in MODELS]],
 }
 
 
@@ -66,3 +68,8 @@ for stage in STAGES:
         input:
             STAGE_TARGETS[stage.number] or [workflow.main_snakefile],
         localrule: True
+
+
+# At the end of a successful run: the time of each stage (when it ran jobs), then the results.
+onsuccess:
+    print_summary(log, "RESULTS.md")  # log: the paths of Snakemake's log files of this run

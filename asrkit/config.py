@@ -216,6 +216,7 @@ class TrainingConfig(Section):
     keep_last_checkpoints: int
     checkpoint_every_batches: int
     num_workers: int
+    num_threads: Optional[int]
     num_processes: int
     accumulate_batches: int
     amp: bool

@@ -172,7 +172,7 @@ def main() -> int:
         "--device", device, "--train-cuts", str(run / "data/features/cuts_train.jsonl.gz"),
         "--dev-cuts", str(run / "data/features/cuts_dev.jsonl.gz"), "--stats", str(run / "data/features/stats.pt"),
         "--tokens", str(run / "data/lang/tokens.txt"), "--exp-dir", str(work / "torchrun"),
-        *settings, "--num-threads", str(os.cpu_count())], cwd=run))  # feature paths are relative
+        *settings, "--training.num_threads", str(os.cpu_count())], cwd=run))  # feature paths are relative
 
     wavs = sorted(str(p) for p in (corpus / "TEST").rglob("*.WAV"))[:4]
     for model, method in (("pretrained_transducer", "modified_beam"), ("ctc", "prefix_beam")):

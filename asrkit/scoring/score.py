@@ -24,7 +24,7 @@ from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import remove_model_rows, update_results_table
 from asrkit.scoring.error_rates import DELETION, INSERTION, confusion_matrix, format_totals, score_utterances, write_report
 from asrkit.data.units import Units, units_from_state
-from asrkit.workflow.stages import MODEL_PLOTS, RECIPE_MODELS
+from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, RECIPE_MODELS
 
 #: RESULTS.md columns after the model, decoding and error-rate columns
 RESULTS_TAIL = ["ins", "del", "sub", "params", "epochs", "RTF"]
@@ -82,17 +82,18 @@ def write_results(summaries: List[Dict], results_path: Path) -> None:
             row.update({"ins": s["ins"], "del": s["del"], "sub": s["sub"], "RTF": s["RTF"]})
     for row in rows.values():
         update_results_table(results_path, {k: v for k, v in row.items() if v is not None}, columns=columns)
-    logging.info(f"{len(rows)} result rows -> {results_path}")
+    logging.info(f"{len(rows)} result rows -> {results_path}:\n\n{results_path.read_text()}")
 
 
 def forget_results(exp_dir: Path, model_name: str, results_path: Path) -> None:
     """Delete what was made from the model in ``exp_dir``: its decodings (hyps, reports, summaries, confusion
-    plots), its plots, and its rows (``model_name``) in RESULTS.md.
+    plots), its plots, its own results table, and its rows (``model_name``) in RESULTS.md.
 
     A (re)training runs this first: once it starts, those results describe a model that is being replaced,
     and if it fails they must not stay behind to describe a model that no longer exists.
     """
-    made = [*sorted(exp_dir.glob("decode_*")), *(exp_dir / f"{plot}.png" for plot in MODEL_PLOTS)]
+    made = [*sorted(exp_dir.glob("decode_*")), *(exp_dir / f"{plot}.png" for plot in MODEL_PLOTS),
+            exp_dir / MODEL_RESULTS]
     for path in made:
         if path.is_dir():
             shutil.rmtree(path)

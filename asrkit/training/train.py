@@ -657,9 +657,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--init-decoder", type=Path, help="start the prediction network from this token LM model.pt")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
-    parser.add_argument("--num-threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads of the whole job, shared among its processes; more than the cores "
-                             "given to this job slows it down many times (default: all cores)")
     config.add_top_level_flag(parser, "seed")
     config.add_flags(parser, UnitsConfig)
     config.add_flags(parser, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
@@ -672,12 +669,13 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [train{f' rank {rank}' if world_size > 1 else ''}] "
                                f"%(message)s")
-    torch.set_num_threads(max(1, args.num_threads // world_size))
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
     setup = TrainingSetup(args.seed, config.from_flags(args, UnitsConfig), config.from_flags(args, FeatureConfig),
                           args.model_type, config.from_flags(args, ModelConfig),
                           config.from_flags(args, TransducerConfig), config.from_flags(args, TrainingConfig), init)
+    # the job's threads are shared by its processes; more than the cores it was given slows it many times over
+    torch.set_num_threads(max(1, (setup.training.num_threads or torch.get_num_threads()) // world_size))
     try:
         train(args.train_cuts, args.dev_cuts, args.stats, args.tokens, args.exp_dir, setup, args.device)
     finally:

@@ -35,7 +35,7 @@ STAGES: Tuple[Stage, ...] = (
           "asrkit.training.train"),
     Stage(8, "decode dev and test with each configured search and beam", ("decode",), "asrkit.decoding.decode"),
     Stage(9, "score (PER, or WER and CER), plots, RESULTS.md",
-          ("score", "training_curves", "sensitivity", "results"), "asrkit.scoring.score"),
+          ("score", "training_curves", "sensitivity", "model_results", "results"), "asrkit.scoring.score"),
 )
 
 
@@ -60,6 +60,8 @@ RECIPE_MODELS: Dict[str, RecipeModel] = {m.name: m for m in (
 )}
 #: the plots stage 9 makes of each model: exp/<model>/<plot>.png
 MODEL_PLOTS: Tuple[str, ...] = ("training", "sensitivity")
+#: a model's own rows of RESULTS.md, written (and printed) as soon as its decodings are scored: exp/<model>/<this>
+MODEL_RESULTS = "RESULTS.md"
 #: the experiment of the token LM that pretrains prediction networks (stage 5)
 PHONE_LM = "phone_lm"
 

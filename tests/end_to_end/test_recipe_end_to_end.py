@@ -36,12 +36,12 @@ def finished_recipe(tmp_path_factory):
     work = tmp_path_factory.mktemp("recipe")
     config = work / "tiny.yaml"
     config.write_text(TINY)
-    run(work, config)
-    return work, config
+    first_run = run(work, config)
+    return work, config, first_run.stdout + first_run.stderr
 
 
 def test_recipe_reaches_a_phone_error_rate(finished_recipe):
-    work, _ = finished_recipe
+    work, _, _ = finished_recipe
     results = (work / "RESULTS.md").read_text()
     rows = {tuple(cell.strip() for cell in line.split("|")[1:3]) for line in results.splitlines()
             if line.startswith("| ") and "---" not in line and "model" not in line}
@@ -56,14 +56,26 @@ def test_recipe_reaches_a_phone_error_rate(finished_recipe):
     assert "dev perplexity" in (work / "logs/5_phone_lm.log").read_text()
 
 
+def test_results_show_as_soon_as_a_model_is_scored_and_stage_times_at_the_end(finished_recipe):
+    work, _, output = finished_recipe
+    # the CTC model's table is printed before PRETRANS (which starts from it) has finished training
+    ctc_table = output.index("result rows -> exp/ctc/RESULTS.md")
+    assert ctc_table < output.index("Finished jobid", output.index("rule train_pretrained_transducer:"))
+    assert re.search(r"\| CTC +\| greedy +\| \d+\.\d\d", output[ctc_table:ctc_table + 2000])
+    times = output[output.index("Stage times of this run"):]
+    for stage in ("| 2 | features", "| 4 | train CTC |", "| 7 | train PRETRANS", "| 9 | score"):
+        assert stage in times
+    assert times.index("| 9 | score") < times.index("RESULTS.md:") < re.search(r"\| PRETRANS +\| greedy", times).start()
+
+
 def test_rerun_with_nothing_changed_does_nothing(finished_recipe):
-    work, config = finished_recipe
+    work, config, _ = finished_recipe
     result = run(work, config)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_stage_range_and_decoding_change_rerun_only_what_they_affect(finished_recipe, tmp_path):
-    work, config = finished_recipe
+    work, config, _ = finished_recipe
     changed = tmp_path / "beam.yaml"
     changed.write_text(config.read_text().replace("beams: [4]", "beams: [6]"))
     result = subprocess.run([str(RUN_SH), "--config", str(changed), "--dir", str(work), "--", "--dry-run"],

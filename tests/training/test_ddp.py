@@ -59,7 +59,7 @@ def torchrun(skeleton: Path, exp_dir: Path) -> List[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
             "-m", "asrkit.training.train", "--train-cuts", str(train_cuts), "--dev-cuts", str(dev_cuts), "--stats", str(stats),
             "--tokens", str(tokens), *training_flags(options(2, 1)), "--exp-dir", str(exp_dir),
-            "--device", "cpu", "--num-threads", "2"]
+            "--device", "cpu", "--training.num_threads", "2"]
 
 
 def run_two_processes(skeleton: Path, exp_dir: Path) -> subprocess.CompletedProcess:

@@ -38,7 +38,7 @@ def test_full_disk_during_training_says_so_and_keeps_the_last_checkpoint(skeleto
     command = ["--train-cuts", str(features / "cuts_train.jsonl.gz"),
                "--dev-cuts", str(features / "cuts_dev.jsonl.gz"), "--stats", str(features / "stats.pt"),
                "--tokens", str(skeleton / "lang/tokens.txt"),
-               "--exp-dir", str(tmp_path), *training_flags(CTC), "--num-threads", "1"]
+               "--exp-dir", str(tmp_path), *training_flags(CTC), "--training.num_threads", "1"]
     # first with room enough, to learn a checkpoint's size; then with half of it
     result = subprocess.run([*file_size_limited("asrkit.training.train", 10 ** 6), *command],
                             capture_output=True, text=True, timeout=300)

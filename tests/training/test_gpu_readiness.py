@@ -70,7 +70,7 @@ def test_a_transducer_trains_under_torchrun(skeleton: Path, tmp_path: Path):
     loss does not use (the phone LM's output)."""
     settings = {**SETTINGS, "training": {**SETTINGS["training"], "num_processes": 1}}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-               "-m", "asrkit.training.train", "--device", "cpu", "--num-threads", "1",
+               "-m", "asrkit.training.train", "--device", "cpu", "--training.num_threads", "1",
                "--train-cuts", str(skeleton / "features/cuts_train.jsonl.gz"),
                "--dev-cuts", str(skeleton / "features/cuts_dev.jsonl.gz"), "--stats", str(skeleton / "features/stats.pt"),
                "--tokens", str(skeleton / "lang/tokens.txt"), "--exp-dir", str(tmp_path / "exp"),

@@ -155,7 +155,7 @@ def test_training_killed_mid_epoch_resumes_exactly(prepared, tmp_path):
     options["training"]["num_workers"] = 1
     command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"),
                "--dev-cuts", str(prepared / "features/cuts_dev.jsonl.gz"), "--stats", str(prepared / "features/stats.pt"),
-               "--tokens", str(prepared / "lang/tokens.txt"), *training_flags(options), "--num-threads", "1"]
+               "--tokens", str(prepared / "lang/tokens.txt"), *training_flags(options), "--training.num_threads", "1"]
     subprocess.run(command + ["--exp-dir", str(tmp_path / "straight")], check=True, capture_output=True)
 
     killed = subprocess.Popen(command + ["--exp-dir", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,

@@ -366,7 +366,7 @@ def test_transducer_training_killed_mid_epoch_resumes_exactly(skeleton, tmp_path
     features = skeleton / "features"
     command = [sys.executable, "-m", "asrkit.training.train", "--train-cuts", str(features / "cuts_train.jsonl.gz"),
                "--dev-cuts", str(features / "cuts_dev.jsonl.gz"), "--stats", str(features / "stats.pt"),
-               "--tokens", str(skeleton / "lang/tokens.txt"), *training_flags(TRANSDUCER), "--num-threads", "1"]
+               "--tokens", str(skeleton / "lang/tokens.txt"), *training_flags(TRANSDUCER), "--training.num_threads", "1"]
     straight = run_group(command + ["--exp-dir", str(tmp_path / "straight")], timeout=600)
     assert straight.returncode == 0, straight.stderr[-3000:]
 

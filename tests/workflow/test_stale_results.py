@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
 PLAN = re.compile(r"^(?:localrule|rule) (\w+):", re.M)
 #: what retraining the CTC model reruns in the tiny recipe (stages 4, 8 and 9's RESULTS.md and curves)
-RETRAIN = {"train_ctc", "decode", "score", "results", "training_curves", "stage_4", "stage_8"}
+RETRAIN = {"train_ctc", "decode", "score", "model_results", "results", "training_curves", "stage_4", "stage_8"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,7 @@ def test_deleted_training_state_reruns_nothing(finished, tmp_path, training_stat
 
 
 @pytest.mark.parametrize("result, redone", [("RESULTS.md", {"results"}),
+                                            ("exp/ctc/RESULTS.md", {"model_results"}),
                                             ("exp/ctc/training.png", {"training_curves"})])
 def test_a_deleted_result_file_is_redone_alone(finished, tmp_path, result, redone):
     recipe = copy_of(finished, tmp_path)
@@ -128,7 +129,7 @@ def test_deleted_decodings_are_redone_and_nothing_else(finished, tmp_path):
     shutil.rmtree(recipe.work / "exp/ctc/decode_greedy")  # stage 8's (and 9's) outputs of one decoding
     rerun = recipe.run()
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert ran(rerun) == {"decode", "score", "results", "stage_8"}
+    assert ran(rerun) == {"decode", "score", "model_results", "results", "stage_8"}
     assert "greedy" in rerun.stdout + rerun.stderr
     assert_same_model_and_results(recipe.work, finished)
     assert plan(recipe) == set()

@@ -32,6 +32,8 @@ wildcard_constraints:
     model="|".join(RECIPE_MODELS),
 
 
+# Decoding, scoring and a model's table go before other jobs that are ready (a training started from this model):
+# the first results show as soon as they can.
 rule decode:
     input:
         model="exp/{model}/model.pt",
@@ -39,6 +41,7 @@ rule decode:
     output:
         hyps="exp/{model}/decode_{decoding}/hyps_{split}.txt",
         timing="exp/{model}/decode_{decoding}/hyps_{split}.json",
+    priority: 1
     params:
         method=lambda w: method_and_beam(w.decoding)[0],
         beam=lambda w: method_and_beam(w.decoding)[1],
@@ -59,6 +62,7 @@ rule score:
         reports=[f"exp/{{model}}/decode_{{decoding}}/{metric}_{{split}}.txt" for metric in METRICS],
         summary="exp/{model}/decode_{decoding}/summary_{split}.json",
         confusion="exp/{model}/decode_{decoding}/confusion_{split}.png",
+    priority: 1
     params:
         name=lambda w: RECIPE_MODELS[w.model].label,
         label=lambda w: decoding_label(w.decoding),
@@ -94,6 +98,21 @@ rule sensitivity:
         " 2>&1 | tee {log}"
 
 
+# A model's rows as soon as its own decodings are scored (printed too), so that a first result shows up while the
+# other models still train; RESULTS.md gathers every model's when all are done.
+rule model_results:
+    input:
+        lambda w: [f"exp/{w.model}/decode_{decoding}/summary_{split}.json"
+                   for decoding in decodings(w.model) for split in DECODING["splits"]],
+    output:
+        f"exp/{{model}}/{MODEL_RESULTS}",
+    priority: 1
+    log:
+        "logs/9_results_{model}.log",
+    shell:
+        "{PY} -m asrkit.scoring.score results --summaries {input} --output {output} 2>&1 | tee {log}"
+
+
 rule results:
     input:
         decoded("exp/{model}/decode_{decoding}/summary_{split}.json"),
@@ -108,6 +127,7 @@ rule results:
 # Cheap (a table, plots of one utterance and of the loss curves): on a cluster they run where Snakemake runs
 # instead of waiting in the queue. Decoding and scoring, whose cost grows with the test sets, are jobs.
 localrules:
+    model_results,
     results,
     training_curves,
     sensitivity,

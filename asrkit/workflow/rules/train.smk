@@ -12,7 +12,9 @@ TRAIN_INPUTS = {
 # How a run trains, not what it trains (TrainingConfig.RUN_ONLY_KEYS): passed on the command line but kept out of
 # the params (and of the checkpoints' fingerprint), so that changing them neither retrains nor discards
 # checkpoints. Resuming is exact, so they cannot change the model.
-TRAINING = config["training"]
+# The thread count is part of what is trained (on the CPU it changes the order of float sums): null becomes the
+# cores this run was given, and the training reruns if they change.
+TRAINING = {**config["training"], "num_threads": config["training"]["num_threads"] or workflow.cores}
 RUN_FLAGS = flags("training", {k: v for k, v in TRAINING.items() if k in TrainingConfig.RUN_ONLY_KEYS})
 # Several training processes are started by torchrun (`torchrun --standalone --nproc_per_node N -m ...`); the
 # job's threads are shared among them.
@@ -25,7 +27,7 @@ TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {
 TRAIN_SHELL = (
     "{params.forget} && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
     " --dev-cuts {input.dev} --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir}"
-    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --num-threads {threads} {params.init}"
+    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} {params.init}"
     " 2>&1 | tee -a {log}"
 )
 TRANSDUCER = config.get("transducer", {})
@@ -75,7 +77,7 @@ for recipe_model in RECIPE_MODELS.values():
             exp_dir=f"exp/{recipe_model.name}",
             init=" ".join(f"--init-{part} exp/{source}/model.pt" for part, source in recipe_model.init.items()),
             forget=forget_command(recipe_model.name, f"logs/{recipe_model.stage}_train_{recipe_model.name}.log"),
-        threads: workflow.cores
+        threads: TRAINING["num_threads"]
         log:
             f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
         shell:
