@@ -200,7 +200,10 @@ class TrainingConfig(Section):
     #: how a run trains, not what it trains (resuming is exact, so they cannot change the model): left out of
     #: the training rule's params and of the checkpoints' fingerprint, so that changing them neither retrains
     #: nor discards checkpoints
-    RUN_ONLY_KEYS: ClassVar[Tuple[str, ...]] = ("num_workers", "checkpoint_every_batches", "keep_last_checkpoints")
+    #: (num_threads: on the CPU the thread count changes the order of float sums, so the last bits; a run resumed
+    #: on other cores continues, as close as that)
+    RUN_ONLY_KEYS: ClassVar[Tuple[str, ...]] = ("num_workers", "checkpoint_every_batches", "keep_last_checkpoints",
+                                                "num_threads")
     num_epochs: int
     max_duration: float
     schedule: str

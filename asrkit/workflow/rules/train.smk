@@ -12,10 +12,11 @@ TRAIN_INPUTS = {
 # How a run trains, not what it trains (TrainingConfig.RUN_ONLY_KEYS): passed on the command line but kept out of
 # the params (and of the checkpoints' fingerprint), so that changing them neither retrains nor discards
 # checkpoints. Resuming is exact, so they cannot change the model.
-# The thread count is part of what is trained (on the CPU it changes the order of float sums): null becomes the
-# cores this run was given, and the training reruns if they change.
-TRAINING = {**config["training"], "num_threads": config["training"]["num_threads"] or workflow.cores}
-RUN_FLAGS = flags("training", {k: v for k, v in TRAINING.items() if k in TrainingConfig.RUN_ONLY_KEYS})
+TRAINING = config["training"]
+# The job's threads (training.num_threads, null: all the run's cores; a profile's set-threads overrides) are passed as
+# {threads}, what Snakemake gives the job.
+RUN_FLAGS = flags("training", {k: v for k, v in TRAINING.items()
+                               if k in TrainingConfig.RUN_ONLY_KEYS and k != "num_threads"})
 # Several training processes are started by torchrun (`torchrun --standalone --nproc_per_node N -m ...`); the
 # job's threads are shared among them.
 NUM_PROCESSES = TRAINING["num_processes"]
@@ -27,7 +28,7 @@ TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {
 TRAIN_SHELL = (
     "{params.forget} && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
     " --dev-cuts {input.dev} --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir}"
-    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} {params.init}"
+    " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --training.num_threads {threads} {params.init}"
     " 2>&1 | tee -a {log}"
 )
 TRANSDUCER = config.get("transducer", {})
@@ -77,7 +78,7 @@ for recipe_model in RECIPE_MODELS.values():
             exp_dir=f"exp/{recipe_model.name}",
             init=" ".join(f"--init-{part} exp/{source}/model.pt" for part, source in recipe_model.init.items()),
             forget=forget_command(recipe_model.name, f"logs/{recipe_model.stage}_train_{recipe_model.name}.log"),
-        threads: TRAINING["num_threads"]
+        threads: TRAINING["num_threads"] or workflow.cores
         log:
             f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
         shell:
