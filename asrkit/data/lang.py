@@ -61,7 +61,8 @@ def prepare_phones(lang_dir: Path, num_phones: int) -> None:
     for target in (48, 39):
         mapping: Dict[str, Optional[str]] = folding_map(CORPUS_PHONES, target)
         with atomic_output(lang_dir / f"phones.{CORPUS_PHONES}-{target}.map") as tmp:
-            tmp.write_text("".join(f"{src} {dst}\n" if dst else f"{src}\n" for src, dst in sorted(mapping.items())))
+            tmp.write_text("".join(f"{src} {dst}\n" if dst is not None else f"{src}\n"  # q: deleted
+                                   for src, dst in sorted(mapping.items())))
     logging.info(f"{num_phones} phones + blank -> {lang_dir}/tokens.txt; folding tables -> {lang_dir}")
 
 
