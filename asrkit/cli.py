@@ -24,6 +24,7 @@ from asrkit.decoding.decode import add_search_flags
 from asrkit.device import DEVICE_CHOICES
 from asrkit.inference.export import export_model
 from asrkit.data.kaldi_data import PIPE_TIMEOUT, TEXT_SOURCES, export_kaldi_data_dir, import_kaldi_data_dir
+from asrkit.data.phones import PHONE_SETS
 from asrkit.workflow.new_recipe import create_recipe
 from asrkit.inference.sensitivity import plot_sensitivity
 from asrkit.inference.transcribe import Transcriber
@@ -111,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--text-from", choices=TEXT_SOURCES, default="text",
                          help="what the text file holds: the supervisions' text (default), or their phone "
                               "alignment (TIMIT)")
-    command.add_argument("--phone-set", type=int, choices=[60, 48, 39], default=48,
-                         help="with --text-from phones: TIMIT's 60 phones folded to this set (default 48, as in "
-                              "Kaldi's egs/timit)")
+    command.add_argument("--phone-set", type=int, choices=PHONE_SETS, default=48,
+                         help="with --text-from phones: TIMIT's 61 labels folded to this set (61: as they are; "
+                              "60: q deleted; default 48, as in Kaldi's egs/timit; 39)")
     command.add_argument("--prefix-speaker", action="store_true",
                          help="put the speaker id in front of each utterance id, which Kaldi's sort order needs "
                               "when the ids do not start with it (default: ids unchanged)")

@@ -28,7 +28,7 @@ from lhotse.utils import fastcopy
 from asrkit.data.corpus import raise_problems
 from asrkit.data.manifests import MANIFEST_KINDS, manifest_path
 from asrkit.io import PathLike, atomic_output
-from asrkit.data.phones import fold
+from asrkit.data.phones import CORPUS_PHONES, fold
 
 #: What the text file of an export holds: the supervisions' text, or their phone alignment (TIMIT).
 TEXT_SOURCES = ("text", "phones")
@@ -50,11 +50,11 @@ def export_kaldi_data_dir(recordings_manifest: PathLike, supervisions_manifest: 
                           text_from: str = "text", phone_set: int = 48, prefix_speaker: bool = False) -> Dict[str, int]:
     """Write the Kaldi data directory ``out_dir`` (atomically: all of it or nothing) for one split's manifests.
 
-    ``text_from="phones"`` writes each utterance's phone alignment (TIMIT's 60 phones, folded to ``phone_set``:
-    60, 48 as in Kaldi's egs/timit, or 39) as its text instead of the words. ``prefix_speaker`` puts the speaker
-    in front of each utterance id (lhotse's ``prefix_spk_id``), which Kaldi's scripts need when sorting the
-    utterance ids does not also group them by speaker. Returns the counts (utterances, speakers, recordings,
-    segments: 1 if a segments file was written).
+    ``text_from="phones"`` writes each utterance's phone alignment (TIMIT's 61 labels, folded to ``phone_set``:
+    61 as they are, 60 without q, 48 as in Kaldi's egs/timit, or 39) as its text instead of the words.
+    ``prefix_speaker`` puts the speaker in front of each utterance id (lhotse's ``prefix_spk_id``), which Kaldi's
+    scripts need when sorting the utterance ids does not also group them by speaker. Returns the counts
+    (utterances, speakers, recordings, segments: 1 if a segments file was written).
     """
     recordings = RecordingSet.from_file(recordings_manifest)
     supervisions = SupervisionSet.from_file(supervisions_manifest)
@@ -107,7 +107,7 @@ def _with_kaldi_text(supervision, text_from: str, phone_set: int, manifest: Path
         if not supervision.alignment or "phone" not in supervision.alignment:
             raise KaldiDataError(f"{manifest}: supervision {supervision.id} has no phone alignment "
                                  f"(text_from='phones' needs TIMIT-style supervisions)")
-        phones = fold([item.symbol for item in supervision.alignment["phone"]], 60, phone_set)
+        phones = fold([item.symbol for item in supervision.alignment["phone"]], CORPUS_PHONES, phone_set)
         return fastcopy(supervision, text=" ".join(phones))
     if supervision.text is None:
         raise KaldiDataError(f"{manifest}: supervision {supervision.id} has no text")

@@ -1,8 +1,9 @@
 """Stage 3, units: the token table and what the units need beside it, as data files in ``data/lang``.
 
 ``tokens.txt`` has one ``symbol id`` per line, Kaldi/icefall style; id 0 is the blank. Phones (TIMIT): blank
-+ the training phones, and the folding tables ``phones.60-48.map`` and ``phones.60-39.map`` (``from to`` per
-line), so that every number a recipe reports can be traced to a file. Sentencepiece: ``bpe.model`` trained on
++ the training phones, and the folding tables of TIMIT's 61 labels, ``phones.61-48.map`` and
+``phones.61-39.map`` (``from to`` per line; ``q`` alone on its line: deleted, as in Kaldi's map), so that
+every number a recipe reports can be traced to a file. Sentencepiece: ``bpe.model`` trained on
 the training transcripts (model type and vocabulary size from the config's ``units``), its pieces as tokens.
 """
 
@@ -16,7 +17,7 @@ from lhotse import SupervisionSet
 from asrkit import config
 from asrkit.config import UnitsConfig
 from asrkit.io import atomic_output
-from asrkit.data.phones import folding_map, phone_set
+from asrkit.data.phones import CORPUS_PHONES, folding_map, phone_set
 from asrkit.data.units import SENTENCEPIECE_MODEL, SentencePieceUnits, train_sentencepiece
 
 BLANK = "<blk>"
@@ -58,9 +59,10 @@ def prepare_phones(lang_dir: Path, num_phones: int) -> None:
     """Write ``tokens.txt`` for the training phone set and the folding tables into ``lang_dir``."""
     TokenTable([BLANK] + phone_set(num_phones)).save(lang_dir / "tokens.txt")
     for target in (48, 39):
-        mapping: Dict[str, str] = folding_map(60, target)
-        with atomic_output(lang_dir / f"phones.60-{target}.map") as tmp:
-            tmp.write_text("".join(f"{src} {dst}\n" for src, dst in sorted(mapping.items())))
+        mapping: Dict[str, Optional[str]] = folding_map(CORPUS_PHONES, target)
+        with atomic_output(lang_dir / f"phones.{CORPUS_PHONES}-{target}.map") as tmp:
+            tmp.write_text("".join(f"{src} {dst}\n" if dst is not None else f"{src}\n"  # q: deleted
+                                   for src, dst in sorted(mapping.items())))
     logging.info(f"{num_phones} phones + blank -> {lang_dir}/tokens.txt; folding tables -> {lang_dir}")
 
 

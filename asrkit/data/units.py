@@ -15,7 +15,7 @@ import sentencepiece
 from lhotse import SupervisionSegment
 
 from asrkit.config import UnitsConfig
-from asrkit.data.phones import fold, phone_set
+from asrkit.data.phones import CORPUS_PHONES, fold, phone_set
 
 #: the phones scoring folds to (Lee & Hon 1989)
 SCORING_PHONES = 39
@@ -26,7 +26,9 @@ WORD_START = "\u2581"
 
 
 class PhoneUnits:
-    """TIMIT phones from the supervisions' phone alignments: 60 labels, or folded to 48; scored on 39."""
+    """TIMIT phones from the supervisions' phone alignments (all 61 labels): trained on 61, 60 (q deleted) or
+    48 (folded); scored on 39 (folded, q deleted). The label set is chosen here, where tokens are made, so that
+    changing it needs no new manifests."""
 
     #: the error rates a scoring reports, the first one chooses the best model
     metrics = ("PER",)
@@ -36,23 +38,23 @@ class PhoneUnits:
 
     def token_symbols(self, supervision: SupervisionSegment) -> List[str]:
         """The phones of one supervision in the training phone set."""
-        phones = self._phones(supervision)
-        return fold(phones, 60, self.num_phones) if self.num_phones != 60 else phones
+        return fold(self._phones(supervision), CORPUS_PHONES, self.num_phones)
 
     def reference(self, supervision: SupervisionSegment) -> List[str]:
-        """The scored reference: the 39 folded phones."""
-        return fold(self._phones(supervision), 60, SCORING_PHONES)
+        """The scored reference: the 39 folded phones (q deleted)."""
+        return fold(self._phones(supervision), CORPUS_PHONES, SCORING_PHONES)
 
     @staticmethod
     def _phones(supervision: SupervisionSegment) -> List[str]:
+        """The corpus's labels of one supervision's phone alignment."""
         if not supervision.alignment or "phone" not in supervision.alignment:
-            raise ValueError(f"utterance {supervision.id} has no phone alignment: phone units read the 60 TIMIT "
+            raise ValueError(f"utterance {supervision.id} has no phone alignment: phone units read the TIMIT "
                              f"phones of a supervision's alignment (manifests imported from a Kaldi data "
                              f"directory have text only: use sentencepiece units for them)")
         return [item.symbol for item in supervision.alignment["phone"]]
 
     def scored(self, symbols: Sequence[str]) -> List[str]:
-        """Token symbols a model emitted -> the scored sequence (39 folded phones)."""
+        """Token symbols a model emitted -> the scored sequence (39 folded phones; q deleted)."""
         return fold(symbols, self.num_phones, SCORING_PHONES)
 
     def scoring_views(self, scored: List[str]) -> Dict[str, List[str]]:
@@ -64,8 +66,9 @@ class PhoneUnits:
         return phone_set(SCORING_PHONES)
 
     def is_silence(self, symbol: str) -> bool:
-        """Silence, pauses and closures: all fold to the scored phone ``sil``."""
-        return self.scored([symbol])[0] == "sil"
+        """Silence, pauses and closures: all fold to the scored phone ``sil`` (q, which scoring deletes, is
+        speech: a glottal stop)."""
+        return self.scored([symbol]) == ["sil"]
 
     def timed(self, symbols: Sequence[str], times: Sequence[float]) -> List[Tuple[str, float]]:
         """What a transcript shows: each phone with the time it was emitted."""

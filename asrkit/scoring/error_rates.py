@@ -1,7 +1,7 @@
 """Error-rate scoring in the spirit of sclite: totals, per-utterance alignments, per-label errors, confusions.
 
 Scoring is unit-agnostic: labels are any strings (phones, words, characters). Mapping to the scoring label
-set (e.g. folding TIMIT's 60 phones to 39) is the caller's job, done before :func:`score_utterances`.
+set (e.g. folding TIMIT's 61 labels to 39, deleting q) is the caller's job, done before :func:`score_utterances`.
 """
 
 from collections import Counter

@@ -123,7 +123,7 @@ def timit_manifests(tmp_path_factory):
 
 def test_timit_export_with_phone_text(timit_manifests, tmp_path):
     """TIMIT's manifests give an egs/timit-style dir: no segments (utterance = recording), the 48-phone
-    sequence (q dropped) as text, NIST SPHERE read through sox; importing it back runs the sox pipes."""
+    sequence (q deleted) as text, NIST SPHERE read through sox; importing it back runs the sox pipes."""
     recordings = timit_manifests / "timit_recordings_train.jsonl.gz"
     supervisions = timit_manifests / "timit_supervisions_train.jsonl.gz"
     kaldi_dir = tmp_path / "train"
@@ -145,6 +145,9 @@ def test_timit_export_with_phone_text(timit_manifests, tmp_path):
     words = export_kaldi_data_dir(recordings, supervisions, tmp_path / "words", phone_set=39)
     assert words["segments"] == 0
     assert set(dict(kaldi_table(tmp_path / "words" / "text")).values()) == {"See."}
+
+    export_kaldi_data_dir(recordings, supervisions, tmp_path / "all", text_from="phones", phone_set=61)
+    assert set(dict(kaldi_table(tmp_path / "all" / "text")).values()) == {" ".join(p for _, _, p in PHONES)}  # q kept
 
 
 def test_prefix_speaker_for_kaldi_sort_order_and_paths_with_spaces(tmp_path, caplog):

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from lhotse import SupervisionSegment, SupervisionSet
+from lhotse.supervision import AlignmentItem
 
 from asrkit.config import UnitsConfig
 from asrkit.data.lang import BLANK, TokenTable, prepare_lang
@@ -76,6 +77,33 @@ def test_phone_units_fold_to_39_for_scoring():
     assert units.scored(["cl", "vcl", "ix", "sil"]) == ["sil", "sil", "ih", "sil"]
     assert units.is_silence("epi") and not units.is_silence("iy")
     assert units_from_state(units.state()).num_phones == 48
+
+
+def timit_supervision(phones):
+    """A supervision as stage 1 writes it: the .PHN's labels, q included, as its phone alignment."""
+    items = [AlignmentItem(symbol=p, start=0.1 * i, duration=0.1) for i, p in enumerate(phones)]
+    return SupervisionSegment(id="utt", recording_id="utt", start=0.0, duration=0.1 * len(phones), text="see",
+                              alignment={"phone": items})
+
+
+@pytest.mark.parametrize("num_phones,tokens", [
+    (61, ["h#", "s", "q", "ix", "pcl", "h#"]),
+    (60, ["h#", "s", "ix", "pcl", "h#"]),
+    (48, ["sil", "s", "ix", "cl", "sil"]),
+])
+def test_phone_units_choose_the_training_labels_from_the_corpus_labels(num_phones, tokens):
+    """The manifests' alignments hold TIMIT's 61 labels; the units make each training set of them, and every
+    set scores the same 39-phone reference, q deleted."""
+    units = units_from_state(PhoneUnits(num_phones).state())
+    supervision = timit_supervision(["h#", "s", "q", "ix", "pcl", "h#"])
+    assert units.token_symbols(supervision) == tokens
+    assert units.reference(supervision) == units.scored(tokens) == ["sil", "s", "ih", "sil", "sil"]
+
+
+def test_q_is_deleted_from_61_phone_hypotheses_and_is_not_silence():
+    units = PhoneUnits(61)
+    assert units.scored(["h#", "q", "iy", "q"]) == units.scored(["h#", "iy"]) == ["sil", "iy"]
+    assert not units.is_silence("q") and units.is_silence("h#")
 
 
 def test_wer_and_cer_reports_in_the_per_format(tmp_path):

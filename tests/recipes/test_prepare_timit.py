@@ -3,10 +3,15 @@
 import numpy as np
 import pytest
 import soundfile
+from lhotse import CutSet, RecordingSet, SupervisionSet
 
 from asrkit.data.corpus import write_manifests
+from asrkit.data.dataset import token_ids
+from asrkit.data.lang import TokenTable, prepare_phones
+from asrkit.data.phones import fold
+from asrkit.data.units import PhoneUnits
 from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets
-from timit_skeleton import NUM_SAMPLES, write_timit_skeleton
+from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +26,11 @@ def test_standard_sets_have_published_sizes(full_skeleton, tmp_path):
     check_standard_sizes(sets, full_skeleton)
     _, test_sup = sets["test"]
     assert not any("SA" in s.id for s in test_sup)
-    # words in text, phones in the alignment, q dropped, recordings point at the real files
+    # words in text, all of the .PHN's phones in the alignment (q kept), recordings point at the real files
     first = test_sup[0]
     assert first.text == "See."
-    assert [a.symbol for a in first.alignment["phone"]] == ["h#", "s", "iy", "h#"]
+    phones = [a.symbol for a in first.alignment["phone"]]
+    assert phones == [p for _, _, p in PHONES] and "q" in phones
     recordings, _ = sets["train"]
     assert recordings[0].sources[0].source.startswith(str(full_skeleton))
     write_manifests(sets, tmp_path, "timit")
@@ -56,6 +62,24 @@ def small_corpus(tmp_path):
 
 def first_utterance(root):
     return sorted((root / "TRAIN").glob("*/*/SI943.WAV"))[0]
+
+
+def test_one_preparation_serves_every_phone_set(tmp_path):
+    """The manifests keep TIMIT's 61 labels; the phone set is chosen where tokens are made (stage 3's token
+    table, the units), so 61, 60 and 48 all train from the same manifests: with q only in the 61 set's."""
+    write_manifests(standard_sets(small_corpus(tmp_path / "corpus")), tmp_path / "manifests", "timit")
+    cuts = CutSet.from_manifests(RecordingSet.from_file(tmp_path / "manifests/timit_recordings_train.jsonl.gz"),
+                                 SupervisionSet.from_file(tmp_path / "manifests/timit_supervisions_train.jsonl.gz"))
+    targets = {}
+    for num_phones in (61, 60, 48):
+        prepare_phones(tmp_path / f"lang{num_phones}", num_phones)
+        tokens = TokenTable.load(tmp_path / f"lang{num_phones}" / "tokens.txt")
+        assert len(tokens) == num_phones + 1 and ("q" in tokens.symbols) == (num_phones == 61)
+        targets[num_phones] = [tokens.decode(token_ids(cut, tokens, PhoneUnits(num_phones))) for cut in cuts]
+    assert len(targets[61]) == 16 and all(symbols.count("q") == 1 for symbols in targets[61])
+    assert targets[60] == [fold(symbols, 61, 60) for symbols in targets[61]]
+    assert targets[48] == [fold(symbols, 61, 48) for symbols in targets[61]]
+    assert not any("q" in symbols for symbols in targets[60] + targets[48])
 
 
 def test_missing_phn_names_the_file(tmp_path):

@@ -4,8 +4,14 @@ import re
 
 import numpy as np
 import pytest
+from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+from lhotse.audio import AudioSource
+from lhotse.supervision import AlignmentItem
 
 from asrkit.data.phones import fold, phone_set
+from asrkit.data.units import PhoneUnits
+from asrkit.decoding.decode import write_hyps
+from asrkit.scoring.score import score_split
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import update_results_table
 from asrkit.scoring.error_rates import (
@@ -111,6 +117,37 @@ def test_scoring_folded_phones_merges_labels():
     matrix = confusion_matrix(report, phone_set(39))
     assert matrix.shape == (40, 40)
     assert matrix.sum() == 5
+
+
+def timit_cuts(path, alignments):
+    """A cut manifest of utterances whose phone alignments are TIMIT's labels, q included (as stage 1 keeps them)."""
+    cuts = []
+    for utt, phones in alignments.items():
+        recording = Recording(id=utt, sources=[AudioSource(type="file", channels=[0], source=f"{utt}.wav")],
+                              sampling_rate=16000, num_samples=16000, duration=1.0)
+        items = [AlignmentItem(symbol=p, start=0.1 * i, duration=0.1) for i, p in enumerate(phones)]
+        supervision = SupervisionSegment(id=utt, recording_id=utt, start=0.0, duration=1.0, alignment={"phone": items})
+        cuts.append(MonoCut(id=utt, start=0.0, duration=1.0, channel=0, recording=recording,
+                            supervisions=[supervision]))
+    CutSet.from_cuts(cuts).to_file(path)
+    return path
+
+
+def test_q_changes_no_score(tmp_path):
+    """Scoring folds to 39 and deletes q from the reference and the hypothesis (Lee & Hon, Kaldi's map): a
+    61-phone hypothesis scores as the same one without q, and as a 60-phone model's would."""
+    cuts = timit_cuts(tmp_path / "cuts.jsonl.gz", {"u1": "h# s q iy q h#".split(), "u2": "h# q ao r pau".split()})
+    with_q = {"u1": "h# q sh iy h#".split(), "u2": "h# aa q r q n epi".split()}  # sub, ins; q in other places
+    without_q = {utt: [p for p in phones if p != "q"] for utt, phones in with_q.items()}
+    summaries = []
+    for name, hyps, num_phones in (("with_q", with_q, 61), ("without_q", without_q, 61), ("60", without_q, 60)):
+        write_hyps(hyps, tmp_path / f"hyps_{name}.txt")
+        summary = score_split(cuts, tmp_path / f"hyps_{name}.txt", PhoneUnits(num_phones), "t",
+                              [tmp_path / f"per_{name}.txt"], tmp_path / f"{name}.json", tmp_path / f"{name}.png", {})
+        summaries.append(summary)
+    assert summaries[0] == summaries[1] == summaries[2]
+    assert (summaries[0]["ref_count"], summaries[0]["sub"], summaries[0]["ins"], summaries[0]["del"]) == (8, 1, 1, 0)
+    assert (tmp_path / "per_with_q.txt").read_text() == (tmp_path / "per_without_q.txt").read_text()
 
 
 def test_mismatched_ids_and_empty_references_are_named():

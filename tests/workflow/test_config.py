@@ -28,7 +28,7 @@ def dry_run(tmp_path, extra_yaml):
     ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [eval]}\n",
      "'eval' is not one of ['dev', 'test']"),
     ("models: [ctc, rnnt]\n", "models: 'rnnt' not known; expected some of ctc, transducer, pretrained_transducer"),
-    ("units: {phone_set: 61}\n", "is not valid under any of the given schemas"),
+    ("units: {phone_set: 39}\n", "is not valid under any of the given schemas"),  # a scoring set, not trained
     ("corpus: {parts: {train: a, dev: b}}\n", "'test' is a required property"),
 ])
 def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):

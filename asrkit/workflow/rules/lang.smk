@@ -1,5 +1,5 @@
-# Stage 3, units: the token table (blank first) and what the units need beside it. Phones: the 60->48 and
-# 60->39 folding tables. Sentencepiece: the model, trained on the training transcripts.
+# Stage 3, units: the token table (blank first) and what the units need beside it. Phones: the 61->48 and
+# 61->39 folding tables. Sentencepiece: the model, trained on the training transcripts.
 
 UNITS = config["units"]
 PHONES = UNITS["type"] == "phones"
@@ -10,7 +10,7 @@ rule lang:
         [] if PHONES else manifest("supervisions", "train"),
     output:
         tokens="data/lang/tokens.txt",
-        extra=expand("data/lang/phones.60-{n}.map", n=[48, 39]) if PHONES else ["data/lang/bpe.model"],
+        extra=expand("data/lang/phones.61-{n}.map", n=[48, 39]) if PHONES else ["data/lang/bpe.model"],
     params:
         units=flags("units", UNITS),
         train=lambda w, input: f"--train-supervisions {input[0]}" if input else "",

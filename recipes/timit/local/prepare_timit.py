@@ -10,8 +10,10 @@ lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names
    splits them, known phone labels in order and inside the audio) and every speaker (one folder), and stop
    with the file and the problem;
 3. hand lhotse a tree of symbolic links to the non-SA utterances, so nothing is copied;
-4. point the recordings back at the real files, drop ``q`` from the phone alignment (as Kaldi does) and
-   write the standard sets: train 3696 utterances / 462 speakers, dev 400 / 50, core test 192 / 24.
+4. point the recordings back at the real files and write the standard sets: train 3696 utterances / 462
+   speakers, dev 400 / 50, core test 192 / 24. The phone alignments keep the corpus's 61 labels, ``q``
+   included: the units (``units.phone_set``) choose the training labels, so that changing them needs no new
+   manifests.
 """
 
 import argparse
@@ -29,7 +31,7 @@ from lhotse import RecordingSet, SupervisionSet
 from lhotse.recipes.timit import get_speakers, prepare_timit
 
 from asrkit.data.corpus import CorpusError, check_audio, check_regular_file, raise_problems, write_manifests
-from asrkit.data.phones import DROPPED_PHONES, TIMIT_LABELS
+from asrkit.data.phones import TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
 #: lhotse's split names -> ours
@@ -213,12 +215,13 @@ def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
 
 
 def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[RecordingSet, SupervisionSet]]:
-    """Checked, sorted lhotse manifests of the standard TIMIT sets (SA removed, q dropped), by split."""
+    """Checked, sorted lhotse manifests of the standard TIMIT sets (SA removed, all 61 labels kept), by split."""
     parts = find_timit_parts(corpus_dir)
     listed = check_corpus(parts, num_jobs)
     check_sets_not_empty(listed, parts)
     with tempfile.TemporaryDirectory(prefix="timit-view-") as view:
         link_lhotse_view(listed, Path(view))
+        # num_phones=60 is lhotse's "no folding": it keeps every label of the .PHN files, q included
         manifests = prepare_timit(view, output_dir=None, num_phones=60, num_jobs=num_jobs)
         # Inside the with-block: the links must still exist while we resolve them.
         sets = {}
@@ -231,10 +234,6 @@ def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[Record
                 )
             for recording in recordings:
                 recording.sources[0].source = os.path.realpath(recording.sources[0].source)
-            supervisions = SupervisionSet.from_segments(
-                s.with_alignment("phone", [a for a in s.alignment["phone"] if a.symbol not in DROPPED_PHONES])
-                for s in supervisions
-            )
             sets[split] = (
                 RecordingSet.from_recordings(sorted(recordings, key=lambda r: r.id)),
                 SupervisionSet.from_segments(sorted(supervisions, key=lambda s: s.id)),
