@@ -113,12 +113,14 @@ def reverb_copy(cut: MonoCut, index: int, seed: int) -> MonoCut:
 
 def noise_copy(cut: MonoCut, index: int, talkers: Sequence[MonoCut], snr_range: Tuple[float, float],
                seed: int) -> Cut:
-    """The ``index``-th copy of ``cut`` with babble: :data:`BABBLE_TALKERS` chains of utterances drawn from
+    """The ``index``-th copy of ``cut`` with babble: :data:`BABBLE_TALKERS` chains of utterances of
     ``talkers`` (not ``cut`` itself), each chain covering the whole cut, together at an SNR drawn from
     ``snr_range``.
 
     Each utterance of a chain gets 1/BABBLE_TALKERS of the noise power (lhotse scales a mixed-in cut by its
-    own energy against the original's), so the talkers, being independent, sum to about the SNR drawn.
+    own energy against the original's), so independent talkers sum to about the SNR drawn. The chains take
+    their utterances in turn from a shuffle of ``talkers``: no utterance is heard twice (twice at once would
+    double its amplitude) unless the chains need more than there are.
     """
     suffix = f"noise{index}"
     rng = copy_rng(seed, f"{cut.id}_{suffix}")
@@ -127,11 +129,14 @@ def noise_copy(cut: MonoCut, index: int, talkers: Sequence[MonoCut], snr_range: 
     others = [t for t in talkers if t.id != cut.id]
     if not others:
         raise ValueError(f"babble noise for {cut.id} needs other training utterances; the train split has none")
+    shuffled = [others[i] for i in rng.permutation(len(others))]
+    drawn = 0
     mixed: Cut = _renamed(cut, suffix, cut.recording_id)
     for _ in range(BABBLE_TALKERS):
         done = 0  # samples of the cut that this talker covers so far
         while done < cut.num_samples:
-            other = others[int(rng.integers(len(others)))]
+            other = shuffled[drawn % len(shuffled)]
+            drawn += 1
             length = min(other.num_samples, cut.num_samples - done)
             piece = other.drop_supervisions().truncate(duration=length / cut.sampling_rate, preserve_id=True)
             mixed = mixed.mix(piece, offset_other_by=done / cut.sampling_rate, snr=talker_snr, preserve_id="left")
