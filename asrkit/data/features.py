@@ -218,7 +218,7 @@ def compute_global_stats(cuts: CutSet, features: FeatureConfig, stats_path: Path
     cuts, as without augmentation, since they normalise dev and test too.
     """
     total, total_sq, count = None, None, 0
-    originals = cuts.filter(lambda cut: not is_augmented(cut))
+    originals = [cut for cut in cuts if not is_augmented(cut)]
     for cut in progress_bar(originals, desc="global mean/variance", unit="cut"):
         frames = expand_features(torch.from_numpy(cut.load_features()).double(), features)
         total = frames.sum(0) if total is None else total + frames.sum(0)
