@@ -156,6 +156,25 @@ class FeatureConfig(Section):
 
 
 @dataclass(frozen=True)
+class AugmentationConfig(Section):
+    KEY: ClassVar[str] = "augmentation"
+    speed_perturb: Tuple[float, ...]
+    reverb: int
+    noise: int
+    noise_snr: Tuple[float, ...]
+
+    def __post_init__(self):
+        low, high = self.noise_snr
+        if low > high:
+            raise ValueError(f"config augmentation.noise_snr: [{low}, {high}] is not a range [low, high]")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any copy is made: off, the train split is computed as dev and test are."""
+        return bool(self.speed_perturb) or self.reverb > 0 or self.noise > 0
+
+
+@dataclass(frozen=True)
 class ModelConfig(Section):
     KEY: ClassVar[str] = "model"
     encoder: str
@@ -252,6 +271,7 @@ class Config:
     units: UnitsConfig
     data: DataConfig
     features: FeatureConfig
+    augmentation: AugmentationConfig
     model: ModelConfig
     transducer: TransducerConfig
     phone_lm: PhoneLmConfig
@@ -309,10 +329,11 @@ def add_flags(parser: argparse.ArgumentParser, section: Type[Section], keys: Opt
                       f.name in section_schema.get("required", []))
 
 
-def add_top_level_flag(parser: argparse.ArgumentParser, key: str) -> None:
-    """Add ``--<key>`` for a key outside the sections (e.g. ``seed``), described by the schema."""
+def add_top_level_flag(parser: argparse.ArgumentParser, key: str, required: Optional[bool] = None) -> None:
+    """Add ``--<key>`` for a key outside the sections (e.g. ``seed``), described by the schema; required if the
+    schema requires the key, unless ``required`` says otherwise (a command that reads it only sometimes)."""
     _add_flag(parser, key, schema()["properties"][key], typing.get_type_hints(Config)[key],
-              key in schema()["required"])
+              key in schema()["required"] if required is None else required)
 
 
 def _add_flag(parser, name: str, prop: Mapping[str, Any], hint: Any, required: bool) -> None:
@@ -322,7 +343,9 @@ def _add_flag(parser, name: str, prop: Mapping[str, Any], hint: Any, required: b
     if "default" in prop:
         default = prop["default"]
         help_text += f" (default: {' '.join(map(_flag_text, default)) if is_list else _flag_text(default)})"
-    parser.add_argument(f"--{name}", dest=name, type=value_type, nargs="+" if is_list else None, choices=choices,
+    # a list that the schema lets be empty (e.g. augmentation.speed_perturb: []) is written as the bare flag
+    nargs = ("+" if prop.get("minItems", 0) > 0 else "*") if is_list else None
+    parser.add_argument(f"--{name}", dest=name, type=value_type, nargs=nargs, choices=choices,
                         default=prop.get("default"), help=help_text or None,
                         required=required and "default" not in prop,
                         metavar=name.rpartition(".")[2].upper() if choices is None else None)

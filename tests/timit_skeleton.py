@@ -13,7 +13,8 @@ import numpy as np
 import soundfile
 from lhotse.recipes.timit import get_speakers
 
-from asrkit.config import FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig, UnitsConfig, to_flags
+from asrkit.config import (AugmentationConfig, FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig,
+                           UnitsConfig, to_flags)
 from asrkit.training.train import TrainingSetup
 
 UTTERANCES = ["SA1", "SA2", "SI943", "SI1573", "SI2203", "SX43", "SX133", "SX223", "SX313", "SX403"]
@@ -66,8 +67,9 @@ def write_timit_skeleton(root: Path, num_train_speakers: int = 462, num_other_te
 
 def training_setup(settings: Dict[str, Any]) -> TrainingSetup:
     """What asrkit.training.train trains on the skeleton's features and units, from ``settings``: its seed,
-    model_type and the model, training and (optional) transducer sections, given in part."""
-    return TrainingSetup(settings["seed"], UnitsConfig.from_dict(UNITS), FEATURES, settings["model_type"],
+    model_type and the model, training and (optional) transducer and augmentation sections, given in part."""
+    return TrainingSetup(settings["seed"], UnitsConfig.from_dict(UNITS), FEATURES,
+                         AugmentationConfig.from_dict(settings.get("augmentation")), settings["model_type"],
                          ModelConfig.from_dict(settings["model"]),
                          TransducerConfig.from_dict(settings.get("transducer")),
                          TrainingConfig.from_dict(settings["training"]))
@@ -78,4 +80,5 @@ def training_flags(settings: Dict[str, Any]) -> List[str]:
     features = {k: v for k, v in asdict(FEATURES).items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
     return ["--seed", str(settings["seed"]), "--model-type", settings["model_type"], *to_flags("units", UNITS),
             *to_flags("features", features), *to_flags("model", settings["model"]),
-            *to_flags("transducer", settings.get("transducer", {})), *to_flags("training", settings["training"])]
+            *to_flags("transducer", settings.get("transducer", {})), *to_flags("training", settings["training"]),
+            *to_flags("augmentation", settings.get("augmentation", {}))]

@@ -9,6 +9,12 @@ A split can be computed in shards (``--shard 2-of-4``: the second quarter of its
 run as separate jobs, e.g. on a SLURM cluster, and ``merge`` joins their manifests. Every cut's features are
 the same whatever the number of shards: each is computed from its own recording alone.
 
+The train split may be augmented (``augmentation`` section, :mod:`asrkit.data.augmentation`): its manifest then
+holds the original cuts and their augmented copies, whose features are stored like the others'. The copies are
+made before the split is sharded, from the whole split, so a copy too is the same whatever the shards. The
+global statistics are those of the original cuts alone, so that dev and test are normalised as without
+augmentation.
+
 Run as ``python -m asrkit.data.features compute|merge|stats ...``; the recipe's Snakemake rules do.
 """
 
@@ -29,7 +35,8 @@ from lhotse.features.kaldifeat import KaldifeatFbank, KaldifeatFbankConfig, Kald
 from lhotse.features.kaldifeat import KaldifeatMelOptions
 
 from asrkit import config
-from asrkit.config import FeatureConfig
+from asrkit.config import AugmentationConfig, FeatureConfig
+from asrkit.data.augmentation import augment, features_only, is_augmented
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 
@@ -107,10 +114,15 @@ def one_thread_workers(num_jobs: int) -> Iterator[Optional[ProcessPoolExecutor]]
 
 def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, storage_dir: Path,
                      features: FeatureConfig, num_jobs: int = 1, shard: Tuple[int, int] = (1, 1),
-                     min_seconds_per_job: float = MIN_SECONDS_PER_JOB) -> CutSet:
+                     min_seconds_per_job: float = MIN_SECONDS_PER_JOB,
+                     augmentation: Optional[AugmentationConfig] = None, seed: Optional[int] = None) -> CutSet:
     """Compute and store features for one split, or one shard ``(index, num_shards)`` of it; write its cut
     manifest atomically. Up to ``num_jobs`` processes compute them, each with at least ``min_seconds_per_job``
     of audio (:func:`choose_num_jobs`; 0: exactly ``num_jobs``).
+
+    ``augmentation`` (the train split's; its random choices drawn from ``seed``) adds augmented copies of the
+    cuts before the shard is chosen; the copies are stored as their features alone
+    (:func:`asrkit.data.augmentation.features_only`).
 
     The storage and the cut manifest (which points at the final storage) are both written under temporary
     names first and renamed only once both are complete, the storage first: a manifest on disk always refers
@@ -119,6 +131,10 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
     cuts = CutSet.from_manifests(
         recordings=RecordingSet.from_file(recordings), supervisions=SupervisionSet.from_file(supervisions)
     ).to_eager()
+    if augmentation is not None and augmentation.enabled:
+        if seed is None:
+            raise ValueError("augmentation needs a seed (--seed) for its random choices")
+        cuts = augment(cuts, augmentation, seed)
     cuts = select_shard(cuts, *shard)
     audio_seconds = sum(cut.duration for cut in cuts)
     num_jobs = choose_num_jobs(audio_seconds, num_jobs, min_seconds_per_job)
@@ -135,8 +151,8 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
                         extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
                         storage_type=LilcomChunkyWriter, executor=executor,
                     )
-            cuts = CutSet.from_cuts(sorted((_relocate_storage(c, tmp_storage, storage_dir) for c in cuts),
-                                           key=lambda c: c.id))
+            cuts = CutSet.from_cuts(sorted((features_only(_relocate_storage(c, tmp_storage, storage_dir))
+                                            for c in cuts), key=lambda c: c.id))
             cuts.to_file(tmp_cuts)
     except OSError as e:
         if e.errno not in WRITE_ERRORS:
@@ -144,8 +160,9 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
         raise FeatureWriteError(
             f"could not write the features to {storage_dir} and {cuts_path}: {e.strerror or e}; "
             f"nothing was replaced: any earlier {storage_dir} and {cuts_path} are as they were") from e
-    logging.info(f"{len(cuts)} cuts ({audio_seconds:.0f} s of audio, {num_jobs} job(s)), {extractor.name} features "
-                 f"-> {storage_dir}, manifest -> {cuts_path}")
+    num_copies = sum(map(is_augmented, cuts))
+    logging.info(f"{len(cuts)} cuts ({num_copies} of them augmented copies; {audio_seconds:.0f} s of audio, "
+                 f"{num_jobs} job(s)), {extractor.name} features -> {storage_dir}, manifest -> {cuts_path}")
     return cuts
 
 
@@ -195,9 +212,14 @@ def expand_features(static: torch.Tensor, features: FeatureConfig) -> torch.Tens
 
 
 def compute_global_stats(cuts: CutSet, features: FeatureConfig, stats_path: Path) -> Dict[str, torch.Tensor]:
-    """Mean and standard deviation of the network's input over a (training) cut set, saved atomically."""
+    """Mean and standard deviation of the network's input over a (training) cut set, saved atomically.
+
+    The augmented copies of an augmented training set are left out: the statistics are those of the original
+    cuts, as without augmentation, since they normalise dev and test too.
+    """
     total, total_sq, count = None, None, 0
-    for cut in progress_bar(cuts, desc="global mean/variance", unit="cut"):
+    originals = [cut for cut in cuts if not is_augmented(cut)]
+    for cut in progress_bar(originals, desc="global mean/variance", unit="cut"):
         frames = expand_features(torch.from_numpy(cut.load_features()).double(), features)
         total = frames.sum(0) if total is None else total + frames.sum(0)
         total_sq = (frames ** 2).sum(0) if total_sq is None else total_sq + (frames ** 2).sum(0)
@@ -207,7 +229,7 @@ def compute_global_stats(cuts: CutSet, features: FeatureConfig, stats_path: Path
     stats = {"mean": mean.float(), "std": std.float(), "num_frames": torch.tensor(count)}
     with atomic_output(stats_path) as tmp:
         torch.save(stats, tmp)
-    logging.info(f"statistics of {count} frames ({mean.numel()} dims) -> {stats_path}")
+    logging.info(f"statistics of {count} frames of the original cuts ({mean.numel()} dims) -> {stats_path}")
     return stats
 
 
@@ -230,6 +252,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                               f"where a second worker starts to pay off; 0: exactly --num-jobs)")
     compute.add_argument("--shard", type=parse_shard, default=(1, 1), metavar="I-of-N",
                          help="compute only the I-th of N parts of the split's cuts, sorted by ID (default: 1-of-1)")
+    config.add_top_level_flag(compute, "seed", required=False)  # only an augmentation reads it
+    config.add_flags(compute, AugmentationConfig)
     merge = sub.add_parser("merge", help="join the cut manifests of a split's shards")
     merge.add_argument("--shards", type=Path, nargs="+", required=True, help="the shards' cut manifests")
     merge.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
@@ -241,10 +265,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [features] %(message)s")
     if args.command == "compute":
+        if config.from_flags(args, AugmentationConfig).enabled and args.seed is None:
+            parser.error("--augmentation.* needs --seed: it seeds the augmentation's random choices")
         try:
             compute_features(args.recordings, args.supervisions, args.cuts, args.storage_dir,
                              config.from_flags(args, FeatureConfig), args.num_jobs, args.shard,
-                             args.min_seconds_per_job)
+                             args.min_seconds_per_job, config.from_flags(args, AugmentationConfig), args.seed)
         except FeatureWriteError as e:
             raise SystemExit(f"error: {e}")
     elif args.command == "merge":

@@ -59,7 +59,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from asrkit import config
-from asrkit.config import FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
+from asrkit.config import AugmentationConfig, FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
@@ -84,6 +84,8 @@ class TrainingSetup:
     seed: int
     units: UnitsConfig
     features: FeatureConfig
+    #: the training cuts' augmented copies (made at the feature stage)
+    augmentation: AugmentationConfig
     #: ctc or transducer (:data:`asrkit.training.checkpoint.MODEL_TYPES`)
     model_type: str
     model: ModelConfig
@@ -104,6 +106,8 @@ class TrainingSetup:
                    "init": {part: file_digest(path) for part, path in self.init.items()}}
         if self.model_type == "transducer":
             shaping["transducer"] = asdict(self.transducer)
+        if self.augmentation.enabled:  # off, the fingerprint of a training from before augmentation existed
+            shaping["augmentation"] = asdict(self.augmentation)
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -660,6 +664,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     config.add_top_level_flag(parser, "seed")
     config.add_flags(parser, UnitsConfig)
     config.add_flags(parser, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
+    config.add_flags(parser, AugmentationConfig)
     config.add_flags(parser, ModelConfig)
     config.add_flags(parser, TransducerConfig)
     config.add_flags(parser, TrainingConfig)
@@ -672,7 +677,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.exp_dir.mkdir(parents=True, exist_ok=True)
     init = {part: path for part, path in (("encoder", args.init_encoder), ("decoder", args.init_decoder)) if path}
     setup = TrainingSetup(args.seed, config.from_flags(args, UnitsConfig), config.from_flags(args, FeatureConfig),
-                          args.model_type, config.from_flags(args, ModelConfig),
+                          config.from_flags(args, AugmentationConfig), args.model_type, config.from_flags(args, ModelConfig),
                           config.from_flags(args, TransducerConfig), config.from_flags(args, TrainingConfig), init)
     # the job's threads are shared by its processes; more than the cores it was given slows it many times over
     torch.set_num_threads(max(1, (setup.training.num_threads or torch.get_num_threads()) // world_size))

@@ -5,6 +5,12 @@
 # feature, tested) is kept out of the settings that the feature, statistics and training rules read (and rerun on).
 FEATURE_SETTINGS = {k: v for k, v in config["features"].items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
 SHARDS = [f"{i}-of-{config['features']['num_shards']}" for i in range(1, config["features"]["num_shards"] + 1)]
+# The train split's augmented copies (asrkit/data/augmentation.py): flags of the train features (with the seed of
+# their random choices) and of the trainings alone, so that a change recomputes the train features and retrains,
+# while dev and test are never recomputed. Off, no flag: the commands are those of a recipe before augmentation.
+AUGMENTATION = config.get("augmentation", {})
+AUGMENTATION_FLAGS = flags("augmentation", AUGMENTATION) if AugmentationConfig.from_dict(AUGMENTATION).enabled else ""
+TRAIN_AUGMENTATION_FLAGS = f" {flags(None, {'seed': config['seed']})} {AUGMENTATION_FLAGS}" if AUGMENTATION_FLAGS else ""
 
 
 rule feature_shard:
@@ -17,7 +23,8 @@ rule feature_shard:
     wildcard_constraints:
         shard=r"\d+-of-\d+",
     params:
-        features=flags("features", FEATURE_SETTINGS),
+        features=lambda wildcards: flags("features", FEATURE_SETTINGS)
+        + (TRAIN_AUGMENTATION_FLAGS if wildcards.split == "train" else ""),
     threads: config["num_jobs"]
     log:
         "logs/2_features_{split}_{shard}.log",

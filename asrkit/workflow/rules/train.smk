@@ -56,6 +56,7 @@ def training_settings(model_type):
     A CTC model reads no transducer setting."""
     return " ".join([
         flags(None, {"seed": config["seed"]}), flags("units", UNITS), flags("features", FEATURE_SETTINGS),
+        *([AUGMENTATION_FLAGS] if AUGMENTATION_FLAGS else []),  # off, not even a blank: the params stay as they were
         flags("model", config["model"]), flags("transducer", TRANSDUCER) if model_type == "transducer" else "",
         flags("training", {k: v for k, v in TRAINING.items() if k not in TrainingConfig.RUN_ONLY_KEYS})])
 
