@@ -126,7 +126,7 @@ def plan_speakers(
     are held out, the held-out speakers (invented IDs, half female, in :data:`HELDOUT_PART`).
 
     Voices are dealt round-robin, the held-out voices to the held-out speakers and the others to the rest, so
-    every voice is used once as many speakers as it has voices are planned.
+    each group uses all of its voices once it has as many speakers.
     """
     if num_test > len(CORE_TEST_SPEAKERS):
         raise ValueError(f"TIMIT has {len(CORE_TEST_SPEAKERS)} core-test speakers, {num_test} requested")
@@ -134,7 +134,7 @@ def plan_speakers(
     if unknown:
         raise ValueError(f"held-out voices {unknown} are not known; known voices: {', '.join(tts.VOICES)}")
     voices = [v for v in tts.VOICES if v not in heldout_voices]
-    heldout = [v for v in tts.VOICES if v in heldout_voices]  # in VOICES' order: the corpus ignores the list's
+    heldout = [v for v in tts.VOICES if v in heldout_voices]  # VOICES' order: the order given changes nothing
     if not voices:
         raise ValueError("every voice is held out; keep at least one for the training, dev and test speakers")
     if bool(heldout) != (num_heldout > 0):
