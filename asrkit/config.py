@@ -124,6 +124,8 @@ class DemoCorpusConfig(Section):
     num_dev_speakers: Optional[int]
     num_test_speakers: Optional[int]
     utterances_per_speaker: Optional[int]
+    heldout_voices: Tuple[str, ...]
+    num_heldout_speakers: int
 
 
 @dataclass(frozen=True)

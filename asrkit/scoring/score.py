@@ -68,10 +68,10 @@ def score_split(cuts_path: Path, hyps_path: Path, units: Units, title: str, repo
 
 
 def write_results(summaries: List[Dict], results_path: Path) -> None:
-    """One RESULTS.md row per (model, decoding): dev and test error rates in each metric, the first metric's
-    test error counts, and the real-time factor."""
+    """One RESULTS.md row per (model, decoding): dev and test error rates in each metric (and the held-out
+    set's, when it was decoded), the first metric's test error counts, and the real-time factor."""
     metrics = list(dict.fromkeys(m for s in summaries for m in s["metrics"]))
-    splits = [split for split in ("dev", "test") if any(s["split"] == split for s in summaries)]
+    splits = [split for split in ("dev", "test", "heldout") if any(s["split"] == split for s in summaries)]
     columns = ["model", "decoding"] + [f"{split} {m}" for m in metrics for split in splits] + RESULTS_TAIL
     rows: Dict[tuple, Dict] = {}
     for s in summaries:

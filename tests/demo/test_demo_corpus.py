@@ -16,9 +16,12 @@ from asrkit.data.phones import TIMIT_LABELS
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "recipes" / "timit" / "local"))
 import make_demo_corpus  # noqa: E402
+from prepare_timit import standard_sets  # noqa: E402
 
 SEED = 0
 SIZES = dict(num_train_speakers=3, num_dev_speakers=2, num_test_speakers=2)
+#: one held-out speaker, of a flite voice (fast)
+HELDOUT = dict(heldout_voices=["awb"], num_heldout_speakers=1)
 UTTERANCE_STEMS = 10
 SUFFIXES = (".WAV", ".PHN", ".WRD", ".TXT")
 
@@ -26,7 +29,7 @@ SUFFIXES = (".WAV", ".PHN", ".WRD", ".TXT")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "timit"
-    make_demo_corpus.make_demo_timit(out, seed=SEED, num_jobs=1, **SIZES)
+    make_demo_corpus.make_demo_timit(out, seed=SEED, num_jobs=1, **SIZES, **HELDOUT)
     return out
 
 
@@ -47,10 +50,10 @@ def _file_bytes(root: Path) -> Dict[str, bytes]:
 
 
 def test_layout_and_speaker_ids(corpus: Path) -> None:
-    assert sorted(p.name for p in corpus.iterdir()) == ["TEST", "TRAIN"]
+    assert sorted(p.name for p in corpus.iterdir()) == ["HELDOUT", "TEST", "TRAIN"]
     dev_ids, test_ids = ({s.upper() for s in group} for group in get_speakers())
     speakers = _speaker_dirs(corpus)
-    assert len(speakers) == sum(SIZES.values())
+    assert len(speakers) == sum(SIZES.values()) + HELDOUT["num_heldout_speakers"]
     for speaker in speakers:
         assert re.fullmatch(r"DR[1-8]", speaker.parent.name)
         assert re.fullmatch(r"[FM][A-Z]{3}[0-9]", speaker.name)
@@ -81,7 +84,7 @@ def test_prompts_follow_timit_design(corpus: Path) -> None:
         if stem.startswith("SI"):
             assert len(reads) == 1
         if stem.startswith("SX"):
-            assert len({split for split, _ in reads}) == 1, f"{stem} is read in both TRAIN and TEST"
+            assert len({split for split, _ in reads}) == 1, f"{stem} is read in two of TRAIN, TEST and HELDOUT"
     assert any(len(reads) > 1 for stem, reads in readers.items() if stem.startswith("SX"))
 
 
@@ -120,7 +123,7 @@ def test_flap_rule_applies_to_water(corpus: Path) -> None:
 
 def test_same_seed_same_bytes_whatever_the_number_of_jobs(corpus: Path, tmp_path: Path) -> None:
     again = tmp_path / "timit"
-    make_demo_corpus.make_demo_timit(again, seed=SEED, num_jobs=2, **SIZES)
+    make_demo_corpus.make_demo_timit(again, seed=SEED, num_jobs=2, **SIZES, **HELDOUT)
     assert _file_bytes(again) == _file_bytes(corpus)
     other_seed = make_demo_corpus.plan_utterances(make_demo_corpus.plan_speakers(SEED + 1, 3, 2, 2), SEED + 1)
     this_seed = make_demo_corpus.plan_utterances(make_demo_corpus.plan_speakers(SEED, 3, 2, 2), SEED)
@@ -137,6 +140,50 @@ def test_lhotse_prepare_timit_accepts_it(corpus: Path, tmp_path: Path) -> None:
     supervision = next(iter(manifests["TEST"]["supervisions"]))
     assert supervision.alignment["phone"][0].symbol == "h#"
     assert supervision.text
+
+
+def test_heldout_voices_are_read_by_heldout_speakers_alone() -> None:
+    heldout_voices = ["ked_diphone", "awb"]
+    speakers = make_demo_corpus.plan_speakers(SEED, 30, 10, 24, heldout_voices, 8)
+    heldout = [s for s in speakers if s.split == make_demo_corpus.HELDOUT_PART]
+    others = [s for s in speakers if s.split != make_demo_corpus.HELDOUT_PART]
+    assert len(heldout) == 8 and len(others) == 30 + 10 + 24
+    assert {s.style.voice for s in heldout} == set(heldout_voices)
+    assert {s.style.voice for s in others} == set(tts.VOICES) - set(heldout_voices)
+    for voice in heldout_voices:  # each voice is heard as both sexes
+        assert {s.sex for s in heldout if s.style.voice == voice} == {"F", "M"}
+    ids = [s.speaker_id for s in speakers]
+    assert len(set(ids)) == len(ids)
+    real_ids = {s.upper() for group in get_speakers() for s in group}
+    assert not {s.speaker_id for s in heldout} & real_ids
+    utterances = make_demo_corpus.plan_utterances(speakers, SEED)
+    texts = {split: {u.text for u in utterances if u.speaker.split == split and not u.name.startswith("SA")}
+             for split in ("TRAIN", "TEST", make_demo_corpus.HELDOUT_PART)}
+    assert not texts[make_demo_corpus.HELDOUT_PART] & (texts["TRAIN"] | texts["TEST"])
+    # holding no voice out plans what the same counts planned before: every voice, in the same order
+    assert make_demo_corpus.plan_speakers(SEED, 30, 10, 24, [], 0) == make_demo_corpus.plan_speakers(SEED, 30, 10, 24)
+    assert {s.style.voice for s in make_demo_corpus.plan_speakers(SEED, 30, 10, 24)} == set(tts.VOICES)
+
+
+@pytest.mark.parametrize("voices,count,message", [
+    (list(tts.VOICES), 8, "every voice is held out"),
+    (["awb"], 0, "give both or neither"),
+    ([], 3, "give both or neither"),
+    (["nobody"], 2, "held-out voices \\['nobody'\\] are not known"),
+])
+def test_bad_heldout_settings_are_refused(voices, count, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_demo_corpus.plan_speakers(SEED, 3, 2, 2, voices, count)
+
+
+def test_prepare_makes_the_heldout_set_of_heldout_speakers_only(corpus: Path) -> None:
+    sets = standard_sets(corpus)
+    speakers = {split: {s.speaker for s in supervisions} for split, (_, supervisions) in sets.items()}
+    assert speakers["heldout"] == {p.name for p in corpus.glob("HELDOUT/*/*")}
+    assert len(sets["heldout"][1]) == HELDOUT["num_heldout_speakers"] * (UTTERANCE_STEMS - 2)  # SA left out
+    assert not speakers["heldout"] & (speakers["train"] | speakers["dev"] | speakers["test"])
+    recording = sets["heldout"][0][0]
+    assert Path(recording.sources[0].source).resolve().parts[-4] == "HELDOUT"  # the real file, not the link
 
 
 def test_interrupted_run_leaves_no_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,22 +5,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from lhotse import SupervisionSet
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
 RUN_SH = Path(__file__).resolve().parents[2] / "recipes" / "timit" / "run.sh"
 
 # CTC and PRETRANS (which trains the phone LM and starts from the CTC encoder) cover every stage; TRANS is
-# the same code as PRETRANS without the initialisation, and would double the test's time.
+# the same code as PRETRANS without the initialisation, and would double the test's time. Two speakers of a held-out
+# voice read the held-out set, which is decoded and scored beside dev and test.
 TINY = """
 corpus_dir: null
 models: [ctc, pretrained_transducer]
-demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3}
+demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3,
+              heldout_voices: [awb], num_heldout_speakers: 2}
 model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
 transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
 phone_lm: {schedule: fixed, num_epochs: 5}
 training: {schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
-decoding: {beams: [4]}
+decoding: {beams: [4], splits: [dev, test, heldout]}
 """
 
 
@@ -66,6 +69,22 @@ def test_results_show_as_soon_as_a_model_is_scored_and_stage_times_at_the_end(fi
     for stage in ("| 2 | features", "| 4 | train CTC |", "| 7 | train PRETRANS", "| 9 | score"):
         assert stage in times
     assert times.index("| 9 | score") < times.index("RESULTS.md:") < re.search(r"\| PRETRANS +\| greedy", times).start()
+
+
+def test_heldout_voice_speakers_are_scored_apart(finished_recipe):
+    work, _, _ = finished_recipe
+    table = [[cell.strip() for cell in line.strip("|").split("|")]
+             for line in (work / "RESULTS.md").read_text().splitlines() if line.startswith("|")]
+    columns = table[0]
+    assert columns[2:5] == ["dev PER", "test PER", "heldout PER"]
+    for row in table[2:]:
+        assert float(row[columns.index("heldout PER")]) > 0, row
+    speakers = {split: {s.speaker for s in SupervisionSet.from_file(work / f"data/manifests/timit_supervisions_{split}"
+                                                                        ".jsonl.gz")}
+                for split in ("train", "dev", "test", "heldout")}
+    assert len(speakers["heldout"]) == 2
+    assert not speakers["heldout"] & (speakers["train"] | speakers["dev"] | speakers["test"])
+    assert (work / "exp/pretrained_transducer/decode_greedy/per_heldout.txt").read_text().startswith("%PER ")
 
 
 def test_rerun_with_nothing_changed_does_nothing(finished_recipe):

@@ -11,7 +11,7 @@ from asrkit.data.lang import TokenTable, prepare_phones
 from asrkit.data.phones import fold
 from asrkit.data.units import PhoneUnits
 from prepare_timit import CorpusError, check_standard_sizes, set_sizes, standard_sets
-from timit_skeleton import NUM_SAMPLES, PHONES, write_timit_skeleton
+from timit_skeleton import NUM_SAMPLES, PHONES, UTTERANCES, invented_speaker, write_timit_skeleton, write_utterance
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,7 @@ def test_standard_sets_have_published_sizes(full_skeleton, tmp_path):
     assert {split: set_sizes(sup) for split, (_, sup) in sets.items()} == {
         "train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
     check_standard_sizes(sets, full_skeleton)
+    check_standard_sizes({**sets, "heldout": sets["test"]}, full_skeleton)  # a held-out set has no standard size
     _, test_sup = sets["test"]
     assert not any("SA" in s.id for s in test_sup)
     # words in text, all of the .PHN's phones in the alignment (q kept), recordings point at the real files
@@ -51,8 +52,43 @@ def test_case_and_data_folder_variants(tmp_path, lower_case, data_folder):
     root = write_timit_skeleton(tmp_path, num_train_speakers=2, num_other_test_speakers=1, num_dev_speakers=1,
                                 num_test_speakers=1, lower_case=lower_case, data_folder=data_folder)
     sets = standard_sets(root)
+    assert set(sets) == {"train", "dev", "test"}  # no HELDOUT folder, no held-out set
     assert set_sizes(sets["train"][1]) == (16, 2)
     assert set_sizes(sets["test"][1]) == (8, 1)
+
+
+def write_heldout_speakers(root, speakers, folder="HELDOUT"):
+    for i, speaker in enumerate(speakers):
+        speaker_dir = root / folder / f"DR{i % 8 + 1}" / speaker
+        speaker_dir.mkdir(parents=True)
+        for j, utt in enumerate(UTTERANCES):
+            write_utterance(speaker_dir, utt, seed=1000 * i + j)
+
+
+@pytest.mark.parametrize("folder", ["HELDOUT", "heldout"])
+def test_heldout_folder_becomes_the_heldout_set(tmp_path, folder):
+    root = small_corpus(tmp_path)
+    speakers = [invented_speaker("H", i) for i in range(3)]
+    write_heldout_speakers(root, speakers, folder)
+    sets = standard_sets(root, num_jobs=2)
+    assert set_sizes(sets["heldout"][1]) == (24, 3)
+    assert {s.speaker for s in sets["heldout"][1]} == set(speakers)
+    assert {split: set_sizes(sup) for split, (_, sup) in sets.items() if split != "heldout"} == {
+        "train": (16, 2), "dev": (8, 1), "test": (8, 1)}
+    supervision = sets["heldout"][1][0]
+    assert supervision.id == f"{supervision.speaker}-SI1573"  # sorted, SA left out
+    assert [a.symbol for a in supervision.alignment["phone"]] == ["h#", "s", "iy", "h#"]  # q dropped
+    assert sets["heldout"][0][0].sources[0].source.startswith(str(root / folder))
+    write_manifests(sets, tmp_path / "manifests", "timit")
+    assert (tmp_path / "manifests/timit_supervisions_heldout.jsonl.gz").is_file()
+
+
+def test_heldout_speaker_with_a_standard_folder_is_refused(tmp_path):
+    root = small_corpus(tmp_path)
+    test_speaker = next((root / "TEST").glob("*/*")).name
+    write_heldout_speakers(root, [test_speaker])
+    with pytest.raises(CorpusError, match=f"speaker {test_speaker} has 2 folders"):
+        standard_sets(root)
 
 
 def small_corpus(tmp_path):

@@ -14,6 +14,7 @@ from asrkit.decoding.decode import write_hyps
 from asrkit.scoring.score import score_split
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import update_results_table
+from asrkit.scoring.score import write_results
 from asrkit.scoring.error_rates import (
     DELETION,
     EPS,
@@ -213,6 +214,24 @@ def test_results_table_keeps_surrounding_text_and_extra_columns(tmp_path):
         update_results_table(path, {"model": "x", "PER": 1.0}, columns=COLUMNS)
     with pytest.raises(ValueError, match="bogus"):
         update_results_table(path, {"model": "x", "decoding": "greedy", "bogus": 1}, columns=COLUMNS)
+
+
+def _summary(split, per, ins):
+    return {"model": "CTC", "decoding": "greedy", "split": split, "params": 1000, "epochs": 3, "metrics": ["PER"],
+            "PER": per, "ins": ins, "del": 2, "sub": 3, "RTF": 0.01}
+
+
+def test_results_have_a_heldout_column_only_when_the_heldout_set_is_scored(tmp_path):
+    standard = [_summary("dev", 20.0, 1), _summary("test", 21.0, 4)]
+    write_results(standard, tmp_path / "standard.md")
+    header, _, row = [line for line in (tmp_path / "standard.md").read_text().splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in header.strip("|").split("|")] == [
+        "model", "decoding", "dev PER", "test PER", "ins", "del", "sub", "params", "epochs", "RTF"]
+    write_results([_summary("heldout", 35.5, 9), *standard], tmp_path / "heldout.md")
+    header, _, row = [line for line in (tmp_path / "heldout.md").read_text().splitlines() if line.startswith("|")]
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert list(cells)[:5] == ["model", "decoding", "dev PER", "test PER", "heldout PER"]
+    assert (cells["dev PER"], cells["test PER"], cells["heldout PER"], cells["ins"]) == ("20.00", "21.00", "35.50", "4")
 
 
 def test_plots_write_png_files(report, tmp_path):

@@ -26,7 +26,10 @@ def dry_run(tmp_path, extra_yaml):
     ("training: {max_infeasible_fraction: 2}\n", "2 is greater than the maximum of 1"),
     ("features: {type: plp}\n", "'plp' is not one of ['fbank', 'mfcc']"),
     ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [eval]}\n",
-     "'eval' is not one of ['dev', 'test']"),
+     "'eval' is not one of ['dev', 'test', 'heldout']"),
+    ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [test, heldout]}\n",
+     "decoding.splits: 'heldout' is the demo corpus's held-out test set, and there is none: set "
+     "demo_corpus.heldout_voices"),
     ("models: [ctc, rnnt]\n", "models: 'rnnt' not known; expected some of ctc, transducer, pretrained_transducer"),
     ("units: {phone_set: 39}\n", "is not valid under any of the given schemas"),  # a scoring set, not trained
     ("corpus: {parts: {train: a, dev: b}}\n", "'test' is a required property"),
@@ -44,6 +47,18 @@ def test_valid_config_plans_every_stage(tmp_path):
     for rule in ("demo_corpus", "manifests", "features", "feature_stats", "lang", "train_ctc", "phone_lm",
                  "train_transducer", "train_pretrained_transducer", "decode", "score", "results"):
         assert rule in result.stdout
+    assert "_heldout" not in result.stdout and "--heldout" not in result.stdout  # none unless asked for
+
+
+def test_heldout_voices_make_a_heldout_split_that_is_decoded_and_scored(tmp_path):
+    result = dry_run(tmp_path, "corpus_dir: null\nmodels: [ctc]\n"
+                               "demo_corpus: {heldout_voices: [awb, ked_diphone], num_heldout_speakers: 2}\n"
+                               "decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [dev, heldout]}\n")
+    assert result.returncode == 0, result.stderr
+    assert "--heldout-voices awb ked_diphone --" in result.stdout and "--num-heldout-speakers 2 " in result.stdout
+    for output in ("timit_supervisions_heldout.jsonl.gz", "cuts_heldout.jsonl.gz", "exp/ctc/decode_greedy/per_heldout.txt"):
+        assert output in result.stdout
+    assert "per_test.txt" not in result.stdout  # only the splits asked for are decoded
 
 
 def test_run_sh_rejects_unknown_options():

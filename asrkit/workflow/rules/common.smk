@@ -9,8 +9,13 @@ from asrkit.data.manifests import manifest_path
 PY = sys.executable  # the environment snakemake runs in (.venv): stage scripts run with it
 DEVICE = config["device"]  # where training, decoding and sensitivity compute: passed on the command line, so
 # that changing it reruns nothing (it is not a param)
-SPLITS = ["train", "dev", "test"]
 DECODING = config["decoding"]
+# The held-out test set: demo corpus speakers of TTS voices that no train, dev or test speaker has.
+HELDOUT = config["corpus_dir"] is None and bool(config.get("demo_corpus", {}).get("heldout_voices"))
+SPLITS = ["train", "dev", "test"] + (["heldout"] if HELDOUT else [])
+if "heldout" in DECODING["splits"] and not HELDOUT:
+    raise WorkflowError("decoding.splits: 'heldout' is the demo corpus's held-out test set, and there is none: set "
+                        "demo_corpus.heldout_voices (with corpus_dir: null), or leave heldout out of decoding.splits")
 MODELS = config["models"]
 if DEVICE != "cpu" and any(RECIPE_MODELS[m].type == "transducer" for m in MODELS):
 

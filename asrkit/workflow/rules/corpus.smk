@@ -9,6 +9,16 @@ if DEMO and not DEMO_SCRIPT.exists():
                         f"({RECIPE} has no demo corpus, {DEMO_SCRIPT})")
 
 
+def demo_corpus_args():
+    """The demo_corpus section as the options of the recipe's demo script (`--num-train-speakers 200`, a list as its
+    items); the held-out set's only when voices are held out, as only the TIMIT layout has one."""
+    section = config.get("demo_corpus", {})
+    if not HELDOUT:
+        section = {k: v for k, v in section.items() if k not in ("heldout_voices", "num_heldout_speakers")}
+    return " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in sorted(section.items()))
+
+
 def corpus_args():
     """The recipe's `corpus.parts` as the --<split>-part options of its scripts (LibriSpeech-style layouts)."""
     parts = config.get("corpus", {}).get("parts", {})
@@ -21,7 +31,7 @@ rule demo_corpus:
     params:
         script=DEMO_SCRIPT,
         seed=config["seed"],
-        sizes=" ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(config.get("demo_corpus", {}).items())),
+        sizes=demo_corpus_args(),
         parts=corpus_args(),
     threads: config["num_jobs"]
     log:

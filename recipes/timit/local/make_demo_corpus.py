@@ -8,9 +8,13 @@ speaker folders such as ``FCJF0``, and per utterance ``.WAV`` (NIST SPHERE, 16 k
 with a few other speakers and three SI sentences of its own. TEST speakers carry the real dev and core-test
 speaker IDs, which TIMIT preparation code (e.g. lhotse's ``prepare_timit``) uses to split TEST.
 
+Voices can be held out (``--heldout-voices``): no TRAIN or TEST speaker is given one, and speakers of their own
+(invented IDs) read a held-out test set in ``HELDOUT/``, beside TRAIN/ and TEST/, with sentences of their own.
+It measures how a model does on voices it never heard; TIMIT tools that read TRAIN/ and TEST/ do not see it.
+
 Usage:
     python recipes/timit/local/make_demo_corpus.py --out DIR --seed 0 --num-train-speakers 60 \\
-        --num-dev-speakers 10 --num-test-speakers 24 --num-jobs 2
+        --num-dev-speakers 10 --num-test-speakers 24 --num-jobs 2 [--heldout-voices awb --num-heldout-speakers 8]
 """
 
 import argparse
@@ -31,6 +35,7 @@ from tqdm import tqdm
 from asrkit.demo import sentences as text, tts
 from asrkit.demo.speakers import run_tasks, speaking_style, stable_int, synthesis_batches
 from asrkit.io import atomic_output
+from prepare_timit import HELDOUT_PART  # the held-out set's folder, which the recipe's stage 1 reads
 
 logger = logging.getLogger("make_demo_corpus")
 
@@ -62,7 +67,7 @@ CORE_TEST_SPEAKERS = (
 class Speaker:
     """A speaker of the corpus: where its folder goes and how it sounds."""
 
-    split: str  # "TRAIN" or "TEST"
+    split: str  # "TRAIN", "TEST" or HELDOUT_PART
     dialect: str  # "DR1".."DR8"
     speaker_id: str  # sex + three initials + digit, e.g. "FCJF0"
     style: tts.SpeakingStyle
@@ -101,36 +106,55 @@ def dev_speaker_ids(count: int) -> List[str]:
     return mixed[:count]
 
 
-def train_speaker_ids(count: int, seed: int, taken: Set[str]) -> List[str]:
-    """``count`` invented TIMIT-style speaker IDs, about one third female, none of them in ``taken``."""
-    rng = random.Random(stable_int(seed, "train-speakers"))
+def invented_speaker_ids(count: int, seed: int, taken: Set[str], group: str, sexes: str) -> List[str]:
+    """``count`` invented TIMIT-style speaker IDs, none of them in ``taken``, their sexes cycling through ``sexes``
+    (e.g. "MMF": one third female); ``group`` names the random stream, so each group draws its own."""
+    rng = random.Random(stable_int(seed, group))
     ids: List[str] = []
     while len(ids) < count:
-        sex = "F" if len(ids) % 3 == 2 else "M"
+        sex = sexes[len(ids) % len(sexes)]
         candidate = sex + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(3)) + "0"
         if candidate not in taken and candidate not in ids:
             ids.append(candidate)
     return ids
 
 
-def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int) -> List[Speaker]:
-    """TRAIN speakers (invented IDs), then TEST speakers: real dev IDs, then real core-test IDs.
+def plan_speakers(
+    seed: int, num_train: int, num_dev: int, num_test: int, heldout_voices: Sequence[str] = (), num_heldout: int = 0
+) -> List[Speaker]:
+    """TRAIN speakers (invented IDs), then TEST speakers: real dev IDs, then real core-test IDs; then, if voices
+    are held out, the held-out speakers (invented IDs, half female, in :data:`HELDOUT_PART`).
 
-    Voices are dealt round-robin, so every voice is used once any seven speakers are planned.
+    Voices are dealt round-robin, the held-out voices to the held-out speakers and the others to the rest, so
+    each group uses all of its voices once it has as many speakers.
     """
     if num_test > len(CORE_TEST_SPEAKERS):
         raise ValueError(f"TIMIT has {len(CORE_TEST_SPEAKERS)} core-test speakers, {num_test} requested")
+    unknown = [v for v in heldout_voices if v not in tts.VOICES]
+    if unknown:
+        raise ValueError(f"held-out voices {unknown} are not known; known voices: {', '.join(tts.VOICES)}")
+    voices = [v for v in tts.VOICES if v not in heldout_voices]
+    heldout = [v for v in tts.VOICES if v in heldout_voices]  # VOICES' order: the order given changes nothing
+    if not voices:
+        raise ValueError("every voice is held out; keep at least one for the training, dev and test speakers")
+    if bool(heldout) != (num_heldout > 0):
+        raise ValueError(f"{len(heldout)} held-out voices for {num_heldout} held-out speakers: give both or neither")
     dev_ids = dev_speaker_ids(num_dev)
     taken = {s.upper() for group in get_speakers() for s in group}
+    train_ids = invented_speaker_ids(num_train, seed, taken, "train-speakers", "MMF")
+    heldout_ids = invented_speaker_ids(num_heldout, seed, taken | set(train_ids), "heldout-speakers", "FFMM")
     placed = (
-        [("TRAIN", f"DR{i % NUM_DIALECTS + 1}", sid) for i, sid in enumerate(train_speaker_ids(num_train, seed, taken))]
+        [("TRAIN", f"DR{i % NUM_DIALECTS + 1}", sid) for i, sid in enumerate(train_ids)]
         + [("TEST", f"DR{i % NUM_DIALECTS + 1}", sid) for i, sid in enumerate(dev_ids)]
         + [("TEST", dialect, sid) for dialect, sid in CORE_TEST_SPEAKERS[:num_test]]
     )
-    voices = list(tts.VOICES)
     return [
         Speaker(split, dialect, sid, speaking_style(sid, voices[(index + seed) % len(voices)], seed))
         for index, (split, dialect, sid) in enumerate(placed)
+    ] + [
+        Speaker(HELDOUT_PART, f"DR{i % NUM_DIALECTS + 1}", sid,
+                speaking_style(sid, heldout[(i + seed) % len(heldout)], seed))
+        for i, sid in enumerate(heldout_ids)
     ]
 
 
@@ -139,17 +163,17 @@ def _sx_pool_size(num_speakers: int) -> int:
 
 
 def plan_utterances(speakers: Sequence[Speaker], seed: int) -> List[Utterance]:
-    """Ten prompts per speaker: SA1, SA2, five SX shared within its split (TRAIN or TEST), three unique SI.
+    """Ten prompts per speaker: SA1, SA2, five SX shared within its split (TRAIN, TEST or HELDOUT), three unique SI.
 
-    TRAIN and TEST get separate SX pools, so no SX or SI text is read in both (as in TIMIT's core test).
+    Each split gets its own SX pool, so no SX or SI text is read in two (as in TIMIT's core test).
     """
-    splits = sorted({s.split for s in speakers}, reverse=True)  # TRAIN before TEST
+    splits = sorted({s.split for s in speakers}, reverse=True)  # TRAIN, TEST, HELDOUT
     members = {split: [s for s in speakers if s.split == split] for split in splits}
     pool_sizes = {split: _sx_pool_size(len(members[split])) for split in splits}
     num_sentences = sum(pool_sizes.values()) + NUM_SI_PER_SPEAKER * len(speakers)
     sentences = text.select_sentences(num_sentences, seed, exclude=SA_SENTENCES)
 
-    # sentences = [TRAIN's SX pool, TEST's SX pool, all SI sentences]
+    # sentences = [TRAIN's SX pool, TEST's SX pool, (HELDOUT's SX pool,) all SI sentences]
     sx_offset = dict(zip(splits, itertools.accumulate((pool_sizes[s] for s in splits), initial=0)))
     si_sentences = iter(enumerate(sentences[sum(pool_sizes.values()) :]))
 
@@ -213,6 +237,8 @@ def make_demo_timit(
     num_train_speakers: int,
     num_dev_speakers: int,
     num_test_speakers: int,
+    heldout_voices: Sequence[str] = (),
+    num_heldout_speakers: int = 0,
     num_jobs: int = 1,
 ) -> None:
     """Write a TIMIT-layout demo corpus to ``out_dir`` (replacing it), byte-identical for the same arguments.
@@ -220,19 +246,22 @@ def make_demo_timit(
     The corpus is built in a temporary folder beside ``out_dir`` and renamed at the end, so an interrupted
     run leaves nothing that looks finished. ``num_jobs`` worker processes share the synthesis; the result
     does not depend on it. Each of the three speaker counts must be at least 1 (lhotse's preparation fails
-    on an empty part); dev and test take the first of TIMIT's 50 dev and 24 core-test speakers.
+    on an empty part); dev and test take the first of TIMIT's 50 dev and 24 core-test speakers. Held-out voices
+    are read by ``num_heldout_speakers`` speakers of their own, in ``HELDOUT/``, and by no other speaker.
     """
     for name, count in [("train", num_train_speakers), ("dev", num_dev_speakers), ("test", num_test_speakers)]:
         if count < 1:
             raise ValueError(f"need at least one {name} speaker, got {count}")
     started = time.perf_counter()
-    speakers = plan_speakers(seed, num_train_speakers, num_dev_speakers, num_test_speakers)
+    speakers = plan_speakers(seed, num_train_speakers, num_dev_speakers, num_test_speakers, heldout_voices,
+                             num_heldout_speakers)
     tts.check_voices({s.style.voice for s in speakers})
     utterances = plan_utterances(speakers, seed)
     batches = synthesis_batches(utterances)
     logger.info(
-        "synthesising %d utterances of %d train, %d dev and %d test speakers for %s with %d job(s)",
-        len(utterances), num_train_speakers, num_dev_speakers, num_test_speakers, out_dir, num_jobs,
+        "synthesising %d utterances of %d train, %d dev, %d test and %d held-out speakers for %s with %d job(s)",
+        len(utterances), num_train_speakers, num_dev_speakers, num_test_speakers, num_heldout_speakers, out_dir,
+        num_jobs,
     )  # fmt: skip
 
     total = BatchReport(0, 0.0, Counter())
@@ -262,6 +291,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--num-train-speakers", type=int, default=60)
     parser.add_argument("--num-dev-speakers", type=int, default=10, help="at most 50")
     parser.add_argument("--num-test-speakers", type=int, default=24, help="at most 24 (the core test set)")
+    parser.add_argument("--heldout-voices", nargs="+", default=[], choices=list(tts.VOICES), metavar="VOICE",
+                        help=f"voices that only held-out speakers read with (of {', '.join(tts.VOICES)})")
+    parser.add_argument("--num-heldout-speakers", type=int, default=0, help="speakers of the held-out voices")
     parser.add_argument("--num-jobs", type=int, default=1, help="worker processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -272,6 +304,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             num_train_speakers=args.num_train_speakers,
             num_dev_speakers=args.num_dev_speakers,
             num_test_speakers=args.num_test_speakers,
+            heldout_voices=args.heldout_voices,
+            num_heldout_speakers=args.num_heldout_speakers,
             num_jobs=args.num_jobs,
         )
     except tts.MissingDependencyError as error:

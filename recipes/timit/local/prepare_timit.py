@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stage 1 of the TIMIT recipe: lhotse manifests for the standard train / dev / core-test sets.
+"""Stage 1 of the TIMIT recipe: lhotse manifests for the standard train / dev / core-test sets (and a held-out set).
 
 lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names, keeps the SA sentences
 (4620 / 500 / 240 utterances) and skips files it cannot find with only a warning. Here we
@@ -14,6 +14,10 @@ lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names
    speakers, dev 400 / 50, core test 192 / 24. The phone alignments keep the corpus's 61 labels, ``q``
    included: the units (``units.phone_set``) choose the training labels, so that changing them needs no new
    manifests.
+
+A ``HELDOUT/`` folder beside TRAIN/ and TEST/ (laid out like TEST/; the demo corpus writes one when voices are
+held out) becomes the held-out set, split ``heldout``, made as lhotse makes the others. LDC's TIMIT has none, so
+on it nothing changes; its speakers must have no folder in TRAIN/ or TEST/ (checked, as for every speaker).
 """
 
 import argparse
@@ -24,18 +28,21 @@ import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from itertools import repeat
+from typing import Any, Dict, List, Optional, Tuple
 
 import soundfile
-from lhotse import RecordingSet, SupervisionSet
-from lhotse.recipes.timit import get_speakers, prepare_timit
+from lhotse import RecordingSet, SupervisionSet, fix_manifests
+from lhotse.recipes.timit import get_speakers, prepare_recording, prepare_timit
 
 from asrkit.data.corpus import CorpusError, check_audio, check_regular_file, raise_problems, write_manifests
 from asrkit.data.phones import TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
-#: lhotse's split names -> ours
-SPLITS = {"TRAIN": "train", "DEV": "dev", "TEST": "test"}
+#: the optional folder of the held-out set, beside TRAIN and TEST
+HELDOUT_PART = "HELDOUT"
+#: lhotse's split names (and the held-out folder's) -> ours
+SPLITS = {"TRAIN": "train", "DEV": "dev", "TEST": "test", HELDOUT_PART: "heldout"}
 #: (utterances, speakers) of the standard sets on the full LDC corpus
 STANDARD_SET_SIZES = {"train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
 #: a line of a .PHN, .WRD or .TXT file as lhotse reads it: fields separated by single spaces
@@ -43,12 +50,14 @@ SINGLE_SPACED_FIELDS = re.compile(r"\S+(?: \S+)*")
 
 
 def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
-    """Locate the TRAIN and TEST folders of a TIMIT copy, whatever their case, with or without ``data/``."""
+    """Locate the TRAIN and TEST folders of a TIMIT copy, whatever their case, with or without ``data/``, and the
+    HELDOUT folder beside them if there is one."""
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: no such directory (set corpus_dir in the recipe's config.yaml)")
     for root in (corpus_dir, *[d for d in corpus_dir.iterdir() if d.name.lower() == "data" and d.is_dir()]):
-        parts = {d.name.upper(): d for d in root.iterdir() if d.is_dir() and d.name.upper() in ("TRAIN", "TEST")}
-        if len(parts) == 2:
+        parts = {d.name.upper(): d for d in root.iterdir()
+                 if d.is_dir() and d.name.upper() in ("TRAIN", "TEST", HELDOUT_PART)}
+        if {"TRAIN", "TEST"} <= parts.keys():
             return parts
     missing = "TRAIN and TEST" if not any(p.name.upper() in ("TRAIN", "TEST") for p in corpus_dir.iterdir()) else (
         "TRAIN" if not any(p.name.upper() == "TRAIN" for p in corpus_dir.iterdir()) else "TEST")
@@ -204,6 +213,17 @@ def check_sets_not_empty(listed: Dict[str, list], parts: Dict[str, Path]) -> Non
                               f"speakers ({examples}, ...) has a folder here")
 
 
+def prepare_heldout(view_dir: Path, num_jobs: int) -> Dict[str, Any]:
+    """Manifests of the lhotse view's ``data/HELDOUT`` (lhotse's prepare_timit reads only TRAIN and TEST), made
+    by the function that makes each utterance of theirs, in the shape prepare_timit returns for a part."""
+    wav_files = sorted(str(p) for p in (view_dir / "data" / HELDOUT_PART).glob("*/*/*.WAV"))
+    with ProcessPoolExecutor(num_jobs) as pool:
+        prepared = list(pool.map(prepare_recording, wav_files, repeat(60), repeat({}), chunksize=64))
+    recordings, supervisions = fix_manifests(RecordingSet.from_recordings(r for r, _ in prepared),
+                                             SupervisionSet.from_segments(s for _, s in prepared))
+    return {"recordings": recordings, "supervisions": supervisions}
+
+
 def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
     """The layout lhotse expects (``data/TRAIN/DR1/FCJF0/SI1027.WAV``), as links to the real files."""
     for part, utterances in listed.items():
@@ -215,7 +235,8 @@ def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
 
 
 def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[RecordingSet, SupervisionSet]]:
-    """Checked, sorted lhotse manifests of the standard TIMIT sets (SA removed, all 61 labels kept), by split."""
+    """Checked, sorted lhotse manifests of the standard TIMIT sets (SA removed, all 61 labels kept), by split, and
+    of the held-out set when the corpus has one."""
     parts = find_timit_parts(corpus_dir)
     listed = check_corpus(parts, num_jobs)
     check_sets_not_empty(listed, parts)
@@ -223,9 +244,13 @@ def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[Record
         link_lhotse_view(listed, Path(view))
         # num_phones=60 is lhotse's "no folding": it keeps every label of the .PHN files, q included
         manifests = prepare_timit(view, output_dir=None, num_phones=60, num_jobs=num_jobs)
+        if HELDOUT_PART in parts:
+            manifests[HELDOUT_PART] = prepare_heldout(Path(view), num_jobs)
         # Inside the with-block: the links must still exist while we resolve them.
         sets = {}
         for part, split in SPLITS.items():
+            if part not in manifests:  # no held-out set
+                continue
             recordings = manifests[part]["recordings"]
             supervisions = manifests[part]["supervisions"]
             if len(recordings) == 0:
@@ -248,8 +273,8 @@ def set_sizes(supervisions: SupervisionSet) -> Tuple[int, int]:
 
 def check_standard_sizes(sets: Dict[str, Tuple[RecordingSet, SupervisionSet]], corpus_dir: Path) -> None:
     """On the full LDC corpus the sets must have the published sizes; anything else means a damaged copy."""
-    for split, (_, supervisions) in sets.items():
-        found, expected = set_sizes(supervisions), STANDARD_SET_SIZES[split]
+    for split, expected in STANDARD_SET_SIZES.items():
+        found = set_sizes(sets[split][1])
         if found != expected:
             raise CorpusError(
                 f"{corpus_dir}: the {split} set has {found[0]} utterances from {found[1]} speakers, "
