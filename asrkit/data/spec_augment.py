@@ -65,12 +65,12 @@ class SpecAugment:
         frames, width = static.size(0), self.time_warp
         if width == 0 or frames <= 2 * width + 1:
             return static
-        centre = int(torch.randint(width, frames - width, (1,), generator=generator))
-        moved = centre + int(torch.randint(-width + 1, width, (1,), generator=generator))
+        centre = int(torch.randint(width + 1, frames - width, (1,), generator=generator))
+        moved = centre + int(torch.randint(-width, width + 1, (1,), generator=generator))  # in [1, frames - 1]
         by_time = static.t().unsqueeze(0)  # (1, D, T): interpolate resizes the last dimension
-        before = torch.nn.functional.interpolate(by_time[..., :centre], size=moved, mode="linear", align_corners=False)
+        before = torch.nn.functional.interpolate(by_time[..., :centre], size=moved, mode="linear", align_corners=True)
         after = torch.nn.functional.interpolate(by_time[..., centre:], size=frames - moved, mode="linear",
-                                                align_corners=False)
+                                                align_corners=True)
         return torch.cat([before, after], dim=2)[0].t()
 
     def mask(self, frames: torch.Tensor, num_blocks: int, generator: torch.Generator) -> torch.Tensor:
