@@ -7,6 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from asrkit.config import check_across_keys
 from asrkit.workflow.run_summary import print_summary
 from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, PHONE_LM, RECIPE_MODELS, STAGES
 
@@ -14,6 +15,10 @@ min_version("9.0")
 
 WORKFLOW = Path(workflow.basedir) / "asrkit" / "workflow"  # the generic rules and the config schema
 validate(config, WORKFLOW / "schemas/config.schema.yaml")  # before anything runs: a typo stops here, named
+try:
+    check_across_keys(config)  # what the schema cannot say: settings that contradict each other
+except ValueError as e:
+    raise WorkflowError(str(e)) from None
 unknown_models = [m for m in config["models"] if m not in RECIPE_MODELS]
 if unknown_models:
     raise WorkflowError(f"models: {', '.join(map(repr, unknown_models))} not known; expected some of "

@@ -202,6 +202,7 @@ class TransducerConfig(Section):
     am_scale: float
     simple_loss_scale: float
     warmup_batches: int
+    ctc_loss_scale: float
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,15 @@ class TrainingConfig(Section):
     grad_clip: float
     weight_noise_std: float
     weight_noise_start_epoch: int
+    lr_schedule: str
+    lr_anneal_factor: float
+    lr_anneal_patience: int
+    spec_augment: bool
+    spec_augment_time_warp: int
+    spec_augment_freq_masks: int
+    spec_augment_freq_width: int
+    spec_augment_time_masks: int
+    spec_augment_time_width: int
     keep_last_checkpoints: int
     checkpoint_every_batches: int
     num_workers: int
@@ -282,8 +292,22 @@ class Config:
 
 
 def load_config(values: Mapping[str, Any]) -> Config:
-    """A whole config (e.g. a parsed config.yaml), validated, with the schema's defaults."""
+    """A whole config (e.g. a parsed config.yaml), validated (:func:`check_across_keys` too), with the schema's
+    defaults."""
+    check_across_keys(values)
     return _build(Config, with_defaults(values, schema(), ""))
+
+
+def check_across_keys(values: Mapping[str, Any]) -> None:
+    """The checks of a whole config (schema-valid) that concern several keys, which the schema cannot express; a
+    ValueError names the keys. The Snakefile runs them before any stage."""
+    training = TrainingConfig.from_dict(values["training"])
+    decoding = DecodingConfig.from_dict(values["decoding"])
+    if decoding.avg > training.keep_last_checkpoints:
+        raise ValueError(f"config decoding.avg {decoding.avg} is more than training.keep_last_checkpoints "
+                         f"{training.keep_last_checkpoints}: decoding averages the last decoding.avg epoch "
+                         f"checkpoints and training keeps only keep_last_checkpoints of them (raise "
+                         f"training.keep_last_checkpoints or lower decoding.avg)")
 
 
 def load_config_file(path: Path) -> Config:

@@ -1,6 +1,6 @@
 """Batches for recognition: normalised features with deltas, and token targets, from lhotse cuts."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from lhotse import CutSet
@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import pad_sequence
 from asrkit.config import FeatureConfig
 from asrkit.data.features import expand_features
 from asrkit.data.lang import TokenTable
+from asrkit.data.spec_augment import SpecAugment
 from asrkit.data.units import Units, units_from_state
 
 
@@ -23,14 +24,28 @@ class RecognitionDataset(torch.utils.data.Dataset):
 
     Returns a dict: ``features`` (N, T, C) float, ``feature_lens`` (N,), ``targets`` (N, U) padded with 0,
     ``target_lens`` (N,), ``cut_ids`` (list of N str). Utterances are sorted longest first.
+
+    ``spec_augment`` (training batches only): each utterance augmented as :mod:`asrkit.data.spec_augment`
+    says, before the model stacks frames.
     """
 
-    def __init__(self, tokens: TokenTable, units: Units, features: FeatureConfig, stats: Dict[str, torch.Tensor]):
+    def __init__(self, tokens: TokenTable, units: Units, features: FeatureConfig, stats: Dict[str, torch.Tensor],
+                 spec_augment: Optional[SpecAugment] = None):
         self.tokens = tokens
         self.units = units
         self.features = features
         self.mean = stats["mean"]
         self.std = stats["std"]
+        self.spec_augment = spec_augment
+
+    def augmented(self, spec_augment: Optional[SpecAugment]) -> "RecognitionDataset":
+        """The same batches, augmented by ``spec_augment`` (None: not augmented)."""
+        return RecognitionDataset(self.tokens, self.units, self.features, {"mean": self.mean, "std": self.std},
+                                  spec_augment)
+
+    def normalised(self, static: torch.Tensor) -> torch.Tensor:
+        """static: (T, D) stored features -> (T, C) the network's input (deltas appended, normalised)."""
+        return (expand_features(static, self.features) - self.mean) / self.std
 
     @staticmethod
     def for_model(checkpoint: Dict[str, Any]) -> "RecognitionDataset":
@@ -43,8 +58,13 @@ class RecognitionDataset(torch.utils.data.Dataset):
         features: List[torch.Tensor] = []
         targets: List[torch.Tensor] = []
         for cut in cuts:
-            frames = expand_features(torch.from_numpy(cut.load_features()), self.features)
-            features.append((frames - self.mean) / self.std)
+            static = torch.from_numpy(cut.load_features())
+            if self.spec_augment is None:
+                features.append(self.normalised(static))
+            else:
+                generator = self.spec_augment.generator(cut.id)
+                frames = self.normalised(self.spec_augment.warp(static, generator))
+                features.append(self.spec_augment.mask(frames, frames.size(1) // static.size(1), generator))
             targets.append(torch.tensor(token_ids(cut, self.tokens, self.units), dtype=torch.long))
         return {
             "features": pad_sequence(features, batch_first=True),

@@ -40,14 +40,24 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
-    """The last ``avg`` end-of-epoch checkpoints beside ``model_path``; none for avg 1 (the best model)."""
+    """The last ``avg`` end-of-epoch checkpoints beside ``model_path``; none for avg 1 (the best model).
+
+    They must be of one phase of the training schedule: the paper schedule's noise phase restarts from an earlier
+    epoch, so the epochs before it are not on the path of the weights after it, and averaging them is no
+    smoothing of one trajectory.
+    """
     if avg <= 1:
         return []
-    ends = [p for p in training_checkpoints(model_path.parent / "checkpoints") if is_end_of_epoch(p)]
+    checkpoint_dir = model_path.parent / "checkpoints"
+    ends = [p for p in training_checkpoints(checkpoint_dir) if is_end_of_epoch(p)]
     if len(ends) < avg:
-        raise ValueError(f"decoding.avg {avg}: only {len(ends)} epoch checkpoints in "
-                         f"{model_path.parent / 'checkpoints'} "
+        raise ValueError(f"decoding.avg {avg}: only {len(ends)} epoch checkpoints in {checkpoint_dir} "
                          f"(raise training.keep_last_checkpoints)")
+    phases = [load_checkpoint(p)["history"][-1]["phase"] for p in ends[-avg:]]
+    if len(set(phases)) > 1:
+        raise ValueError(f"decoding.avg {avg}: the last {avg} epoch checkpoints in {checkpoint_dir} span the "
+                         f"phases {phases} of the training schedule, and a phase can restart from an earlier "
+                         f"epoch: lower decoding.avg to at most {phases.count(phases[-1])}, the last phase's epochs")
     return ends[-avg:]
 
 

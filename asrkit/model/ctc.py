@@ -1,6 +1,6 @@
 """CTC model: encoder + linear output layer over the tokens (blank = 0)."""
 
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -32,16 +32,16 @@ class CtcModel(AcousticModel):
         """A frame per token, and a blank between two equal tokens in a row (no options)."""
         return len(tokens) + sum(a == b for a, b in zip(tokens, tokens[1:]))
 
-    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
-                      batch_index: int) -> torch.Tensor:
-        """CTC loss summed over the batch (see :meth:`AcousticModel.training_loss`; no options).
+    def training_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
+                            batch_index: int) -> Dict[str, torch.Tensor]:
+        """``ctc``, the CTC loss summed over the batch (see :meth:`AcousticModel.training_loss_terms`; no options).
 
         Infinite for an utterance shorter than :meth:`frames_needed`: training leaves those out beforehand, so
         an infinite loss here is an error to see, not one to zero and average in silently.
         """
         log_probs, lens = self(batch["features"], batch["feature_lens"])
-        return nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"],
-                                      blank=0, reduction="sum")
+        return {"ctc": nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"],
+                                             blank=0, reduction="sum")}
 
     def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
                ) -> List[List[int]]:

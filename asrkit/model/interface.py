@@ -1,6 +1,6 @@
 """What the stages ask of a model: the interface every model type implements (see docs/new_model.md).
 
-Training calls :meth:`AcousticModel.training_loss`; decoding and the dev evaluation :meth:`~AcousticModel.search`
+Training calls :meth:`AcousticModel.training_loss` (and :meth:`~AcousticModel.parts_from_ctc_model` for PRETRANS); decoding and the dev evaluation :meth:`~AcousticModel.search`
 with one of the model's :attr:`~AcousticModel.search_methods`; transcription :meth:`~AcousticModel.greedy_path`
 and :meth:`~AcousticModel.best_path_frames`; the sensitivity figure :meth:`~AcousticModel.path_log_probs`; export
 :meth:`~AcousticModel.exported`. Nothing outside a model type's own file asks which type a model is.
@@ -11,7 +11,7 @@ Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', e
 
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, List, Mapping, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -57,15 +57,26 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
         """
 
     @abstractmethod
-    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
-                      batch_index: int) -> torch.Tensor:
-        """The loss of a batch, summed over its utterances: what training minimises.
+    def training_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
+                            batch_index: int) -> Dict[str, torch.Tensor]:
+        """The terms of the loss of a batch by name (e.g. a transducer's auxiliary CTC loss apart), each
+        weighted and summed over the batch's utterances: :meth:`training_loss` is their sum.
 
         batch: ``features`` (N, T, C), ``feature_lens`` (N,), ``targets`` (N, U) padded token ids,
         ``target_lens`` (N,). loss_options: the config's section for this model type's loss, a dataclass of
         :mod:`asrkit.config` (:class:`~asrkit.config.TransducerConfig` for transducers; unused by CTC). batch_index: batches trained on so far (a loss may
         change with it, as the transducer's warm-up does); ``sys.maxsize`` on dev.
         """
+
+    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: Any,
+                      batch_index: int) -> torch.Tensor:
+        """The loss of a batch, summed over its utterances: what training minimises (the sum of
+        :meth:`training_loss_terms`)."""
+        return sum(self.training_loss_terms(batch, loss_options, batch_index).values())
+
+    def parts_from_ctc_model(self) -> Dict[str, nn.Module]:
+        """The parts that start from a CTC model's (PRETRANS), by the CTC model's names of them: the encoder."""
+        return {"encoder": self.encoder}
 
     @abstractmethod
     def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor

@@ -19,16 +19,17 @@ from asrkit.model.interface import AcousticModel
 from asrkit.model.rnn_encoder import RnnEncoder
 from asrkit.model.transducer import Transducer
 
-#: the transducer section's keys that size the network (the rest are the loss's)
-TRANSDUCER_SIZES = (*TransducerConfig.DECODER_KEYS, "joiner_dim")
+#: the transducer section's keys that shape the network (the rest are the loss's): the sizes, and the CTC loss's
+#: scale, whose being above 0 gives the network a CTC output layer
+TRANSDUCER_NETWORK_KEYS = (*TransducerConfig.DECODER_KEYS, "joiner_dim", "ctc_loss_scale")
 
 
 def stored_model_options(model_type: str, model: ModelConfig, transducer: TransducerConfig) -> Dict[str, Any]:
     """What a checkpoint stores to rebuild its network, as plain data: the model section, the type and, for a
-    transducer, the sizes of its prediction network and joiner."""
+    transducer, the sizes of its prediction network and joiner and whether it has a CTC output layer."""
     options = {**asdict(model), "type": model_type}
     if model_type == "transducer":
-        options.update({key: getattr(transducer, key) for key in TRANSDUCER_SIZES})
+        options.update({key: getattr(transducer, key) for key in TRANSDUCER_NETWORK_KEYS})
     return options
 
 
@@ -38,9 +39,10 @@ def _section_of(options: Mapping[str, Any], section: Type[Section]) -> Section:
 
 
 def decoder_options(options: Mapping[str, Any]) -> Dict[str, Any]:
-    """The prediction network's and joiner's sizes among stored options, those missing at the schema's defaults."""
+    """The prediction network's and joiner's sizes and the CTC loss's scale among stored options, those missing at
+    the schema's defaults."""
     sizes = asdict(_section_of(options, TransducerConfig))
-    return {key: sizes[key] for key in TRANSDUCER_SIZES}
+    return {key: sizes[key] for key in TRANSDUCER_NETWORK_KEYS}
 
 
 def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:

@@ -6,13 +6,14 @@ a "simple" loss whose joiner is just the sum of linear projections of the encode
 consecutive label positions matter at each frame; the real joiner is then evaluated only there.
 """
 
-from typing import Any, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from asrkit.config import TransducerConfig
 from asrkit.decoding.alignment import transducer_best_path_frames
+from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
 from asrkit.model.interface import AcousticModel, GreedyPath
 from asrkit.model.joiner import Joiner
@@ -31,21 +32,29 @@ class Transducer(AcousticModel):
     #: the searches that emit at most one label per frame (the others, Graves's, several)
     one_label_per_frame_methods = ("greedy", "modified_beam")
 
-    def __init__(self, encoder: nn.Module, decoder: Decoder, joiner: Joiner, vocab_size: int):
+    def __init__(self, encoder: nn.Module, decoder: Decoder, joiner: Joiner, vocab_size: int,
+                 ctc_output: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.joiner = joiner
         self.simple_am_proj = nn.Linear(encoder.output_dim, vocab_size)
         self.simple_lm_proj = nn.Linear(decoder.output_dim, vocab_size)
+        #: the CTC output layer of the auxiliary CTC loss (``transducer.ctc_loss_scale`` > 0), as a CTC model's
+        #: ``output``; training alone reads it
+        self.ctc_output = nn.Linear(encoder.output_dim, vocab_size) if ctc_output else None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "Transducer":
         """The prediction network and joiner sizes: ``decoder_*`` (see :meth:`Decoder.from_options`) and
-        ``joiner_dim``."""
+        ``joiner_dim``; a CTC output layer if ``ctc_loss_scale`` > 0."""
         decoder = Decoder.from_options(options, vocab_size)
         joiner = Joiner(encoder.output_dim, decoder.output_dim, options["joiner_dim"], vocab_size)
-        return cls(encoder, decoder, joiner, vocab_size)
+        return cls(encoder, decoder, joiner, vocab_size, ctc_output=options["ctc_loss_scale"] > 0)
+
+    def parts_from_ctc_model(self) -> Dict[str, nn.Module]:
+        """The encoder, and the CTC output layer if there is one (a CTC model's ``output``)."""
+        return {"encoder": self.encoder, **({"output": self.ctc_output} if self.ctc_output is not None else {})}
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor, y_padded: torch.Tensor, y_lens: torch.Tensor, *,
                 prune_range: int, am_scale: float, lm_scale: float, loss: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -62,19 +71,26 @@ class Transducer(AcousticModel):
         loss: "pruned", or "full" to run the joiner over the whole (N, T', U + 1) lattice (exact, but memory
             grows with T' * U); the simple loss is computed either way.
         """
+        encoder_out, encoder_lens = self.encoder(x, x_lens)  # (N, T', encoder_dim), (N,)
+        return self.encoded_losses(encoder_out, encoder_lens, y_padded, y_lens, prune_range=prune_range,
+                                   am_scale=am_scale, lm_scale=lm_scale, loss=loss)
+
+    def encoded_losses(self, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, y_padded: torch.Tensor,
+                       y_lens: torch.Tensor, *, prune_range: int, am_scale: float, lm_scale: float, loss: str
+                       ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s losses from the encoder's output (N, T', encoder_dim) and lengths (N,)."""
         if loss not in ("pruned", "full"):
             raise ValueError(f"loss must be 'pruned' or 'full', got {loss!r}")
-        encoder_out, encoder_lens = self.encoder(x, x_lens)  # (N, T', encoder_dim), (N,)
         decoder_in = self.decoder.start_with_blank(y_padded, y_lens)  # (N, U + 1)
         decoder_out, _ = self.decoder(decoder_in)  # (N, U + 1, decoder_dim)
         symbols = decoder_in[:, 1:]  # (N, U): the labels, padding replaced by blank
         blank = self.decoder.blank_id
-        boundary = torch.zeros(x.size(0), 4, dtype=torch.int64, device=x.device)
+        boundary = torch.zeros(encoder_out.size(0), 4, dtype=torch.int64, device=encoder_out.device)
         boundary[:, 2] = y_lens
         boundary[:, 3] = encoder_lens
 
         # The losses in float32 also under mixed precision (autocast), as icefall does: they sum over many paths.
-        float32 = torch.autocast(x.device.type, enabled=False)
+        float32 = torch.autocast(encoder_out.device.type, enabled=False)
         with float32:
             simple = rnnt_loss_smoothed(
                 lm=self.simple_lm_proj(decoder_out).float(), am=self.simple_am_proj(encoder_out).float(),
@@ -101,27 +117,37 @@ class Transducer(AcousticModel):
     @staticmethod
     def frames_needed(tokens: Sequence[int], loss_options: TransducerConfig) -> int:
         """The full loss emits any number of tokens at a frame: one frame will do. The pruned loss's ranges need
-        a frame per token (k2 and icefall: T >= U)."""
-        return 1 if loss_options.loss == "full" else len(tokens)
+        a frame per token (k2 and icefall: T >= U). The auxiliary CTC loss (``ctc_loss_scale`` > 0) needs what
+        a CTC model does."""
+        needed = 1 if loss_options.loss == "full" else len(tokens)
+        return max(needed, CtcModel.frames_needed(tokens, None)) if loss_options.ctc_loss_scale > 0 else needed
 
-    def training_loss(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig,
-                      batch_index: int) -> torch.Tensor:
-        """icefall's recipe: ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0 for the first
-        ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it has learnt
-        something), 0.1 for as many more, then 1; with ``loss: full``, the full transducer loss alone.
+    def training_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig,
+                            batch_index: int) -> Dict[str, torch.Tensor]:
+        """``transducer``, icefall's recipe: ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0
+        for the first ``warmup_batches`` batches (the pruning bounds come from the simple loss, useless until it
+        has learnt something), 0.1 for as many more, then 1; with ``loss: full``, the full transducer loss alone.
+        ``ctc`` (with a CTC output layer): ``ctc_loss_scale`` x the CTC loss of that layer on the encoder output.
 
         loss_options: the config's ``transducer`` section (loss, prune_range, am_scale, lm_scale,
-        simple_loss_scale, warmup_batches).
+        simple_loss_scale, warmup_batches, ctc_loss_scale).
         """
         t = loss_options
-        simple, transducer_loss = self(batch["features"], batch["feature_lens"], batch["targets"],
-                                       batch["target_lens"], prune_range=t.prune_range, am_scale=t.am_scale,
-                                       lm_scale=t.lm_scale, loss=t.loss)
-        if t.loss == "full":
-            return transducer_loss
-        warmup = t.warmup_batches
-        pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
-        return t.simple_loss_scale * simple + pruned_scale * transducer_loss
+        encoder_out, encoder_lens = self.encoder(batch["features"], batch["feature_lens"])
+        simple, transducer_loss = self.encoded_losses(encoder_out, encoder_lens, batch["targets"],
+                                                      batch["target_lens"], prune_range=t.prune_range,
+                                                      am_scale=t.am_scale, lm_scale=t.lm_scale, loss=t.loss)
+        if t.loss != "full":
+            warmup = t.warmup_batches
+            pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
+            transducer_loss = t.simple_loss_scale * simple + pruned_scale * transducer_loss
+        if self.ctc_output is None:
+            return {"transducer": transducer_loss}
+        with torch.autocast(encoder_out.device.type, enabled=False):  # float32, as the transducer losses
+            log_probs = self.ctc_output(encoder_out.float()).log_softmax(dim=-1)
+            ctc_loss = nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], encoder_lens,
+                                              batch["target_lens"], blank=self.decoder.blank_id, reduction="sum")
+        return {"transducer": transducer_loss, "ctc": t.ctc_loss_scale * ctc_loss}
 
     def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
                ) -> List[List[int]]:

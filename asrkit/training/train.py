@@ -16,6 +16,11 @@ Gaussian weight noise; stop when the dev error rate has not improved for ``patie
 at most ``num_epochs`` epochs; ``model.pt`` is the noise phase's best. A model started from pretrained parts
 (PRETRANS) trains with noise from its first epoch.
 
+The lr changes by ``lr_decay`` every epoch and, with ``lr_schedule: plateau``, by ``lr_anneal_factor`` when the
+dev loss has not improved for ``lr_anneal_patience`` epochs (:class:`LrSchedule`, checkpointed; the paper
+schedule's restart starts it afresh). With ``spec_augment`` the training batches (never dev's) are augmented
+(:mod:`asrkit.data.spec_augment`), each utterance from a generator of its own.
+
 Weight noise is drawn once per training utterance, as in the paper, within batches: each utterance's loss
 and gradient are computed at the weights plus a perturbation drawn for it alone, the gradients summed over the
 step's utterances, and the noise taken away before the update. The paper updates after every utterance
@@ -66,6 +71,7 @@ from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_c
                                         save_checkpoint, training_checkpoints)
 from asrkit.data.corpus import raise_problems
 from asrkit.data.dataset import RecognitionDataset, to_device, token_ids
+from asrkit.data.spec_augment import SpecAugment, keyed_generator
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
 from asrkit.data.features import input_dim, load_stats
@@ -115,6 +121,39 @@ def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.op
     if training.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
     return torch.optim.Adam(model.parameters(), lr=training.lr)
+
+
+class LrSchedule:
+    """The lr of an optimiser from epoch to epoch: ``lr_decay`` every epoch, and, with ``lr_schedule: plateau``,
+    ``lr_anneal_factor`` after ``lr_anneal_patience`` epochs in a row without a lower dev loss. Both multiply
+    the optimiser's lr, so they combine."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, training: TrainingConfig):
+        self.optimizer = optimizer
+        self.decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)
+        # torch anneals once more than ``patience`` epochs have not improved: ours counts the epoch it anneals at.
+        # threshold 0: any lower dev loss is an improvement
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=training.lr_anneal_factor, patience=training.lr_anneal_patience - 1,
+            threshold=0.0) if training.lr_schedule == "plateau" else None
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self, dev_loss: float) -> None:
+        """At the end of an epoch whose dev loss is ``dev_loss``."""
+        self.decay.step()
+        if self.plateau is not None:
+            self.plateau.step(dev_loss)
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"decay": self.decay.state_dict(),
+                **({"plateau": self.plateau.state_dict()} if self.plateau is not None else {})}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.decay.load_state_dict(state["decay"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
 
 
 class InterleavedShards:
@@ -180,30 +219,36 @@ class TrainingLoss(torch.nn.Module):
 
 def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
              device: torch.device) -> Dict[str, Any]:
-    """Mean loss per utterance (as trained after warm-up) and the greedy error rate in the units' first
-    metric: PER on 39 folded phones, or WER on the words the pieces make."""
+    """Mean loss per utterance (as trained after warm-up; and of each of its terms, if it has several) and the
+    greedy error rate in the units' first metric: PER on 39 folded phones, or WER on the words the pieces make."""
     model.eval()
-    total_loss, count, refs, hyps = 0.0, 0, {}, {}
+    term_totals: Dict[str, float] = {}
+    count, refs, hyps = 0, {}, {}
     with torch.no_grad():
         for batch in map(lambda b: to_device(b, device), loader):
-            total_loss += batch_loss(model, batch, transducer, batch_index=sys.maxsize).item()
+            for name, term in model.training_loss_terms(batch, transducer, batch_index=sys.maxsize).items():
+                term_totals[name] = term_totals.get(name, 0.0) + term.item()
             count += len(batch["cut_ids"])
             greedy = model.search("greedy", 1, batch["features"], batch["feature_lens"])
             for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
                 refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
                 hyps[cut_id] = units.scored(tokens.decode(ids))
     model.train()
-    return {"dev_loss": total_loss / count, "dev_metric": units.metrics[0],
+    # a loss of several terms (a transducer's auxiliary CTC loss) has each of them recorded too
+    terms = {f"dev_{name}_loss": total / count for name, total in term_totals.items()} if len(term_totals) > 1 else {}
+    return {"dev_loss": sum(term_totals.values()) / count, **terms, "dev_metric": units.metrics[0],
             "dev_error_rate": score_utterances(refs, hyps).totals.rate}
 
 
 def initialise(model: AcousticModel, init: Dict[str, Path]) -> None:
-    """Start from pretrained parts (PRETRANS): the encoder of a CTC model, the prediction network of a token LM."""
+    """Start from pretrained parts (PRETRANS): the encoder of a CTC model (and the other parts the model takes
+    from it, :meth:`~AcousticModel.parts_from_ctc_model`), the prediction network of a token LM."""
     if "encoder" in init:
         weights = load_checkpoint(Path(init["encoder"]))["model"]
-        load_weights(model.encoder, {k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")},
-                     Path(init["encoder"]))
-        logging.info(f"encoder initialised from {init['encoder']}")
+        for name, part in model.parts_from_ctc_model().items():
+            load_weights(part, {k[len(name) + 1:]: v for k, v in weights.items() if k.startswith(f"{name}.")},
+                         Path(init["encoder"]))
+        logging.info(f"{', '.join(model.parts_from_ctc_model())} initialised from {init['encoder']}")
     if "decoder" in init:
         load_weights(model.decoder, load_checkpoint(Path(init["decoder"]))["model"], Path(init["decoder"]))
         logging.info(f"prediction network initialised from {init['decoder']}")
@@ -232,8 +277,7 @@ def noise_generator(seed: int, epoch: int, item: str) -> torch.Generator:
     accumulated batches and DistributedDataParallel's processes all draw the same noise, and there is no
     noise RNG state to checkpoint (resuming is exact by construction).
     """
-    key = hashlib.sha256(f"{seed}/{epoch}/{item}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(key[:8], "little") >> 1)
+    return keyed_generator(f"{seed}/{epoch}/{item}")
 
 
 def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
@@ -504,7 +548,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)
     optimizer = make_optimizer(model, training)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)  # once per epoch
+    scheduler = LrSchedule(optimizer, training)
     # float16 autocast and loss scaling on CUDA; disabled, both do nothing
     scaler = torch.amp.GradScaler("cuda", enabled=training.amp)
     checkpoint_dir, best_path = exp_dir / "checkpoints", exp_dir / "best.pt"
@@ -564,15 +608,16 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         noisy = is_noisy(training, phase, epoch)
         if batches_done == 0 and restarts_from_best(training, history, phase, epoch, best_path):
             model.load_state_dict(load_best(best_path, digest))
-            # momentum and lr decay start afresh: the noiseless phase's momentum points where noise is absent
+            # momentum and the lr schedule start afresh: the noiseless phase's momentum points where noise is absent
             optimizer = make_optimizer(model, training)
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)
+            scheduler = LrSchedule(optimizer, training)
             logging.info(f"epoch {epoch}: restarting from {best_path} (epoch {load_checkpoint(best_path)['epoch']}) "
                          f"with a fresh optimiser and weight noise {training.weight_noise_std}")
         started = time.time() - totals[2]
         sampler = training_sampler(train_set, training.max_duration, seed, epoch, shards,
                                    group.world_size * accumulate)
-        loader = make_loader(dataset, sampler, seed, training.num_workers, epoch,
+        spec_augment = SpecAugment.for_epoch(training, seed, epoch) if training.spec_augment else None
+        loader = make_loader(dataset.augmented(spec_augment), sampler, seed, training.num_workers, epoch,
                              skip_batches=batches_done * accumulate)
         cap = f"/{training.num_epochs}" if phase == FIXED else f" ({phase})"
         progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}{cap}",
@@ -617,7 +662,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
                 save(checkpoint_name(epoch, batches_done), batches_done)
         record = None
         if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
-            record = {"epoch": epoch, "phase": phase, "lr": scheduler.get_last_lr()[0],
+            record = {"epoch": epoch, "phase": phase, "lr": scheduler.lr(),
                       "train_loss": totals[0] / totals[1], "skipped_steps": skipped_steps,
                       **evaluate(model, dev_loader, tokens, units, setup.transducer, torch_device),
                       "seconds": time.time() - started}
@@ -629,7 +674,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
         history.append(group.broadcast(record))
         if group.is_main and best_record(history, phase, selection_key(phase)) is history[-1]:
             save_checkpoint(best_path, {"model": model.state_dict(), **model_info, "epoch": epoch})
-        scheduler.step()
+        scheduler.step(history[-1]["dev_loss"])
         phase = next_phase(training, history, phase, selection_key(phase))
         save(checkpoint_name(epoch), None)
         group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)

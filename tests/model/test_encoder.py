@@ -95,3 +95,21 @@ def test_scripted_encoder_equals_the_encoder():
     torch.testing.assert_close(x_grad, expected_x_grad, atol=1e-6, rtol=0)
     for name, grad in grads.items():
         torch.testing.assert_close(grad, expected_grads[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("path", ["_padded", "_packed"])
+def test_dropout_is_between_layers_and_in_training_only(path):
+    """Both paths (the CPU's padded one, CUDA's packed one) drop out the input of every layer but the first while
+    training, and nothing in eval mode: a one-layer LSTM given dropout computes the same either way."""
+    x, lens = batch(7, seed=1)
+    torch.manual_seed(0)
+    deep = FusedBiLstm(7, 10, 3, dropout=0.5)
+    run = lambda lstm: getattr(lstm, path)(x, lens)
+    deep.train()
+    assert not torch.equal(run(deep), run(deep))  # fresh masks at each call
+    deep.eval()
+    assert torch.equal(run(deep), run(deep))
+    shallow = BiLstmEncoder(7, 10, 1, dropout=0.5)  # nothing between layers: the encoder gives it no dropout
+    shallow.train()
+    assert shallow.lstm.dropout == 0.0 and torch.equal(getattr(shallow.lstm, path)(x, lens),
+                                                       getattr(shallow.lstm, path)(x, lens))

@@ -33,6 +33,8 @@ def dry_run(tmp_path, extra_yaml):
     ("models: [ctc, rnnt]\n", "models: 'rnnt' not known; expected some of ctc, transducer, pretrained_transducer"),
     ("units: {phone_set: 39}\n", "is not valid under any of the given schemas"),  # a scoring set, not trained
     ("corpus: {parts: {train: a, dev: b}}\n", "'test' is a required property"),
+    ("decoding: {avg: 4}\ntraining: {keep_last_checkpoints: 3}\n",
+     "decoding.avg 4 is more than training.keep_last_checkpoints 3"),
 ])
 def test_bad_config_is_refused_with_its_key(tmp_path, extra_yaml, message):
     result = dry_run(tmp_path, extra_yaml)
