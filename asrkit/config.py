@@ -308,6 +308,14 @@ def check_across_keys(values: Mapping[str, Any]) -> None:
                          f"{training.keep_last_checkpoints}: decoding averages the last decoding.avg epoch "
                          f"checkpoints and training keeps only keep_last_checkpoints of them (raise "
                          f"training.keep_last_checkpoints or lower decoding.avg)")
+    if "heldout" in decoding.splits and not has_heldout_set(values):
+        raise ValueError("decoding.splits: 'heldout' is the demo corpus's held-out test set, and there is none: set "
+                         "demo_corpus.heldout_voices (with corpus_dir: null), or leave heldout out of decoding.splits")
+
+
+def has_heldout_set(values: Mapping[str, Any]) -> bool:
+    """Whether a config's corpus has the held-out set (split heldout): a demo corpus that holds voices out."""
+    return values.get("corpus_dir") is None and bool(values.get("demo_corpus", {}).get("heldout_voices"))
 
 
 def load_config_file(path: Path) -> Config:

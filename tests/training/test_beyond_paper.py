@@ -22,6 +22,7 @@ from asrkit.model.ctc import CtcModel
 from asrkit.model.registry import build_model
 from asrkit.training.checkpoint import load_checkpoint, save_checkpoint
 from asrkit.training.train import LrSchedule, initialise, train
+from interrupted_training import stopped_after, timeless
 from timit_skeleton import FEATURES, UNITS, training_setup
 
 #: every mask as wide as it may be, to see them: 2 frequency masks of up to 10 bands, 2 time masks of up to 10
@@ -226,28 +227,14 @@ def test_the_lr_is_annealed_after_an_epoch_without_a_lower_dev_loss(straight):
         assert history[i + 1]["lr"] == pytest.approx(history[i]["lr"] * (0.5 if annealed[i] else 1.0))
 
 
-class Interrupted(Exception):
-    pass
-
-
 def test_a_run_interrupted_mid_epoch_resumes_exactly_with_its_lr_schedule(straight, skeleton, tmp_path):
     """Stopped after the first epoch that annealed the lr, mid-way through the next one."""
     history = straight["history"]
     annealed = next(h["epoch"] for h, after in zip(history, history[1:]) if after["lr"] < h["lr"])
     stop_after = f"epoch-{annealed + 1}-batch-2.pt"
-    prune = train_module.prune_checkpoints
-
-    def prune_then_stop(checkpoint_dir, keep):
-        prune(checkpoint_dir, keep)
-        if (checkpoint_dir / stop_after).exists():
-            raise Interrupted(stop_after)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "prune_checkpoints", prune_then_stop)
-        with pytest.raises(Interrupted):
-            run(skeleton, tmp_path)
+    with stopped_after(stop_after):
+        run(skeleton, tmp_path)
     assert "plateau" in load_checkpoint(tmp_path / "checkpoints" / stop_after)["scheduler"]
-    timeless = lambda records: [{k: v for k, v in h.items() if k != "seconds"} for h in records]
     assert timeless(run(skeleton, tmp_path)) == timeless(history)
     straight_model = load_checkpoint(straight["dir"] / "model.pt")["model"]
     resumed_model = load_checkpoint(tmp_path / "model.pt")["model"]

@@ -15,6 +15,7 @@ import asrkit.training.train as train_module
 from asrkit.config import PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.training.train import NOISELESS, NOISY, first_phase, load_best, train, training_sampler
+from interrupted_training import stopped_after, timeless
 from timit_skeleton import UNITS, training_setup
 
 #: 32 training utterances, ~10 a batch; at most 4 epochs a phase, each ending after 1 epoch without
@@ -106,28 +107,14 @@ def test_the_restart_has_a_fresh_optimiser(straight, skeleton):
     assert history[len(noiseless)]["lr"] == OPTIONS["training"]["lr"]
 
 
-class Interrupted(Exception):
-    pass
-
-
 @pytest.mark.parametrize("where", ["noiseless, mid-epoch", "at the switch", "noisy, mid-epoch"])
 def test_a_run_interrupted_in_each_phase_resumes_exactly(straight, skeleton, tmp_path, where):
     history = straight["history"]
     switch = max(h["epoch"] for h in history if h["phase"] == NOISELESS)
     stop_after = {"noiseless, mid-epoch": "epoch-1-batch-2.pt", "at the switch": f"epoch-{switch}.pt",
                   "noisy, mid-epoch": f"epoch-{switch + 1}-batch-2.pt"}[where]
-    prune = train_module.prune_checkpoints
-
-    def prune_then_stop(checkpoint_dir, keep):
-        prune(checkpoint_dir, keep)
-        if (checkpoint_dir / stop_after).exists():
-            raise Interrupted(stop_after)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "prune_checkpoints", prune_then_stop)
-        with pytest.raises(Interrupted):
-            run(skeleton, tmp_path)
-    timeless = lambda records: [{k: v for k, v in h.items() if k != "seconds"} for h in records]
+    with stopped_after(stop_after):
+        run(skeleton, tmp_path)
     assert timeless(run(skeleton, tmp_path)) == timeless(history)
     straight_model = load_checkpoint(straight["dir"] / "model.pt")["model"]
     resumed_model = load_checkpoint(tmp_path / "model.pt")["model"]

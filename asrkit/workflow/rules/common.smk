@@ -3,7 +3,7 @@
 # reruns exactly the rules that read it (Snakemake's params rerun trigger).
 import shlex
 
-from asrkit.config import AugmentationConfig, FeatureConfig, TrainingConfig, TransducerConfig, to_flags
+from asrkit.config import AugmentationConfig, FeatureConfig, TrainingConfig, TransducerConfig, has_heldout_set, to_flags
 from asrkit.data.manifests import manifest_path
 
 PY = sys.executable  # the environment snakemake runs in (.venv): stage scripts run with it
@@ -11,11 +11,8 @@ DEVICE = config["device"]  # where training, decoding and sensitivity compute: p
 # that changing it reruns nothing (it is not a param)
 DECODING = config["decoding"]
 # The held-out test set: demo corpus speakers of TTS voices that no train, dev or test speaker has.
-HELDOUT = config["corpus_dir"] is None and bool(config.get("demo_corpus", {}).get("heldout_voices"))
+HELDOUT = has_heldout_set(config)  # decoding.splits may name it only then (asrkit.config.check_across_keys)
 SPLITS = ["train", "dev", "test"] + (["heldout"] if HELDOUT else [])
-if "heldout" in DECODING["splits"] and not HELDOUT:
-    raise WorkflowError("decoding.splits: 'heldout' is the demo corpus's held-out test set, and there is none: set "
-                        "demo_corpus.heldout_voices (with corpus_dir: null), or leave heldout out of decoding.splits")
 MODELS = config["models"]
 if DEVICE != "cpu" and any(RECIPE_MODELS[m].type == "transducer" for m in MODELS):
 
