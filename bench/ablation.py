@@ -6,8 +6,8 @@ For each seed, a base run (``run.sh --config demo.yaml`` with the seed, the CTC 
 decoding each: CTC prefix beam 10, TRANS Graves beam 10) goes into ``DIR/seed<S>/base``; each variant is the
 same config plus one switch, run in ``DIR/seed<S>/<variant>`` on the base run's corpus, features and models
 (hard links, with Snakemake's records copied, so that only what the switch changes is redone: the training, for
-the audio augmentations the train features too, for checkpoint averaging the decoding alone). Variants run ``--jobs`` at a time, one core each
-(``training.num_threads: 1``). The table gives dev, test and (when the demo corpus holds voices out) held-out
+the audio augmentations the train features too, for checkpoint averaging the decoding alone). A base run has
+``--jobs`` cores; variants run ``--jobs`` at a time, one core each (``training.num_threads: 1``). The table gives dev, test and (when the demo corpus holds voices out) held-out
 PER of each variant and its difference from the base of its seed; with several seeds, their mean and spread.
 A finished run is reused, so the script can be rerun to add seeds or variants.
 """
@@ -16,10 +16,9 @@ import argparse
 import shutil
 import statistics
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import yaml
 
@@ -56,14 +55,15 @@ def merged(base: dict, extra: dict) -> dict:
     return out
 
 
-def run_recipe(work: Path, config: dict) -> None:
-    """``run.sh --config demo.yaml`` with ``config`` on top, into ``work`` (its log in ``work/run.log``)."""
+def run_recipe(work: Path, config: dict, cores: int) -> None:
+    """``run.sh --config demo.yaml`` with ``config`` on top, into ``work`` on ``cores`` cores (its log in
+    ``work/run.log``)."""
     work.mkdir(parents=True, exist_ok=True)
     overlay = work / "ablation.yaml"
     overlay.write_text(yaml.safe_dump(config, sort_keys=False))
     with open(work / "run.log", "w") as log:
         result = subprocess.run([str(RUN_SH), "--config", "demo.yaml", "--config", str(overlay), "--dir", str(work),
-                                 "--cores", "1"], stdout=log, stderr=subprocess.STDOUT)
+                                 "--cores", str(cores)], stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         raise SystemExit(f"error: the run in {work} failed; see {work / 'run.log'}")
 
@@ -104,7 +104,7 @@ def main() -> None:
     def run_seed_base(seed: int) -> None:
         base = args.work / f"seed{seed}/base"
         if not (base / "exp/transducer/RESULTS.md").exists():
-            run_recipe(base, merged(BASE, {"seed": seed}))
+            run_recipe(base, merged(BASE, {"seed": seed}), cores=args.jobs)  # CTC and TRANS side by side
 
     def run_variant(seed_and_name: Tuple[int, str]) -> None:
         seed, name = seed_and_name
@@ -112,11 +112,12 @@ def main() -> None:
         work = args.work / f"seed{seed}/{name}"
         if not (work / f"exp/{model}/RESULTS.md").exists():
             seed_from_base(args.work / f"seed{seed}/base", work)
-            run_recipe(work, merged(merged(BASE, {"seed": seed, "models": [model]}), switch))
+            run_recipe(work, merged(merged(BASE, {"seed": seed, "models": [model]}), switch), cores=1)
         print(f"{name} (seed {seed}): {read_rows(work, model)}", flush=True)
 
+    for seed in args.seeds:  # one base at a time, on all the jobs' cores
+        run_seed_base(seed)
     with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(run_seed_base, args.seeds))
         list(pool.map(run_variant, [(seed, name) for seed in args.seeds for name in args.variants]))
 
     rows: List[List[object]] = []
