@@ -11,7 +11,8 @@ TRAIN_INPUTS = {
 }
 # How a run trains, not what it trains (TrainingConfig.RUN_ONLY_KEYS): passed on the command line but kept out of
 # the params (and of the checkpoints' fingerprint), so that changing them neither retrains nor discards
-# checkpoints. Resuming is exact, so they cannot change the model.
+# checkpoints. Resuming is exact, so they cannot change the model (num_threads aside: on the CPU the thread count
+# moves the last bits of the float sums).
 TRAINING = config["training"]
 # The job's threads (training.num_threads, null: all the run's cores; a profile's set-threads overrides) are passed as
 # {threads}, what Snakemake gives the job.
