@@ -32,7 +32,7 @@ import torch
 
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.registry import build_model
-from asrkit.training.train import Precision, TrainingLoss, optimizer_step
+from asrkit.training.step import Precision, TrainingLoss, optimizer_step
 from report import add_common_options, parse_args, publish, table
 
 INPUT_DIM, VOCAB = 123, 62  # 40 fbank + energy with deltas; blank + 61 TIMIT phones

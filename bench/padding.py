@@ -16,7 +16,7 @@ from typing import Iterable, Tuple
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.training.train import training_sampler
+from asrkit.training.batches import training_sampler
 from report import DEMO, add_common_options, parse_args, publish, read_cuts, table
 
 

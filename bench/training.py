@@ -37,7 +37,8 @@ from asrkit.data.dataset import RecognitionDataset
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.frame_stacking import stack_frames
-from asrkit.training.train import batch_loss, make_loader, training_sampler
+from asrkit.training.batches import make_loader, training_sampler
+from asrkit.training.step import batch_loss
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 LATE_BATCH = 10 ** 9  # a batch index past the transducer's warm-up: the pruned loss counts fully

@@ -9,7 +9,7 @@ weights with the lowest are kept as ``<exp-dir>/model.pt``, which the PRETRANS s
 (the log-probability) has not improved for ``patience`` epochs, then from the best of those epochs with a fresh
 optimiser and Gaussian weight noise, drawn once per transcript (as :mod:`asrkit.training.train` draws it once
 per utterance), until it stalls again; ``model.pt`` is the noise phase's best. The phases and their ends are
-:mod:`asrkit.training.train`'s (:func:`~asrkit.training.train.next_phase`). The stage is minutes long and does
+:mod:`asrkit.training.schedule`'s (:func:`~asrkit.training.schedule.next_phase`). The stage is minutes long and does
 not checkpoint: a killed run starts again.
 
 Run as ``python -m asrkit.training.phone_lm --help``; the recipe's Snakemake rule does.
@@ -33,8 +33,8 @@ from asrkit.config import PhoneLmConfig, TransducerConfig, UnitsConfig
 from asrkit.data.dataset import token_ids
 from asrkit.model.registry import build_decoder
 from asrkit.training.checkpoint import save_checkpoint
-from asrkit.training.train import (DONE, FIXED, NOISELESS, NOISY, add_weight_noise, best_record, next_phase,
-                                   noise_generator, remove_weight_noise)
+from asrkit.training.schedule import DONE, FIXED, NOISELESS, NOISY, best_record, next_phase
+from asrkit.training.weight_noise import add_weight_noise, noise_generator, remove_weight_noise
 from asrkit.io import atomic_output
 from asrkit.data.lang import TokenTable
 from asrkit.model.decoder import Decoder

@@ -1,87 +1,57 @@
 """Train a deep bidirectional LSTM with CTC, or an RNN transducer on it (Graves et al. 2013), resumably.
 
-Every epoch, and every ``checkpoint_every_batches`` batches inside one, writes a checkpoint (model,
-optimiser, RNG state, position in the epoch, history) atomically to ``<exp-dir>/checkpoints/epoch-E.pt`` or
-``epoch-E-batch-B.pt``; the last K end-of-epoch ones and the newest mid-epoch one are kept. The model with the
-best dev error rate (the units' first metric: PER, or WER for words) is kept as ``best.pt``, with the options'
-digest. A rerun resumes exactly from the latest checkpoint written with the same options; checkpoints of other
-options are deleted, and a best.pt that this run did not write is set aside (a best.pt of other options is
-never loaded). When training is over, ``model.pt`` (the best model) and ``history.json`` are written: these two are
-the stage's outputs.
-
-Two schedules (``training.schedule``): ``fixed`` trains ``num_epochs`` epochs. ``paper`` follows Graves et al.
-2013: train without weight noise until the dev loss (minus the log-probability) has not improved for
-``patience`` epochs; restart from the epoch of lowest dev loss (``best.pt``) with a fresh optimiser and
-Gaussian weight noise; stop when the dev error rate has not improved for ``patience`` epochs. Each phase lasts
-at most ``num_epochs`` epochs; ``model.pt`` is the noise phase's best. A model started from pretrained parts
-(PRETRANS) trains with noise from its first epoch.
-
-The lr changes by ``lr_decay`` every epoch and, with ``lr_schedule: plateau``, by ``lr_anneal_factor`` when the
-dev loss has not improved for ``lr_anneal_patience`` epochs (:class:`LrSchedule`, checkpointed; the paper
-schedule's restart starts it afresh). With ``spec_augment`` the training batches (never dev's) are augmented
-(:mod:`asrkit.data.spec_augment`), each utterance from a generator of its own.
-
-Weight noise is drawn once per training utterance, as in the paper, within batches: each utterance's loss
-and gradient are computed at the weights plus a perturbation drawn for it alone, the gradients summed over the
-step's utterances, and the noise taken away before the update. The paper updates after every utterance
-(online SGD), each gradient taken at its own perturbation; a step here averages the same per-utterance noisy
-gradients (the same estimate of the gradient of the expected loss under noise) over a batch, as noiseless
-training averages noiseless ones: the batching is the only difference, and it is the one that every batched
-training already makes. One draw per batch would instead give a step's ~20 utterances one perturbation: its
-gradient would estimate the expected loss under noise from one draw rather than one per utterance. Utterances
-go through the network one by one in the noise phase (a batch is not one perturbation), which costs the
-batching speed-up there.
-
-Several processes (``training.num_processes``, launched by torchrun; the recipe does) train one model with
-DistributedDataParallel: each takes its share of every step's batches, rank 0 alone evaluates on dev and writes.
-One optimiser step trains on ``num_processes x accumulate_batches`` batches (the global batch): the batches
-that lhotse's sampler gives the ranks of a training that many processes wide, so that one process accumulating
-k batches sees the same batches, grouped the same way, as k processes taking one each (up to float rounding).
+``train`` sets a run up (:class:`TrainingRun`), resumes its :class:`TrainingState` from the newest checkpoint of
+the same options, and goes epoch by epoch: :func:`train_one_epoch` (optimiser steps,
+:func:`asrkit.training.step.optimizer_step`, and mid-epoch checkpoints), then :func:`end_epoch` (dev evaluation,
+best.pt, the lr schedule, the next phase, the epoch's checkpoint). When training is over, ``model.pt`` (the best
+model) and ``history.json`` are written: these two are the stage's outputs. The schedules, weight noise, batches
+and the resume files have modules of their own in this package; docs/training.md describes the whole procedure.
 
 Run as ``python -m asrkit.training.train --help``; the recipe's Snakemake rule does.
 """
 
 import argparse
 import hashlib
-import itertools
 import json
 import logging
-import math
 import os
-import shutil
 import sys
 import time
-import warnings
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.distributed as dist
 from lhotse import CutSet
-from lhotse.dataset import DynamicBucketingSampler, SimpleCutSampler
+from lhotse.dataset import SimpleCutSampler
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 
 from asrkit import config
-from asrkit.config import AugmentationConfig, FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
+from asrkit.config import (AugmentationConfig, FeatureConfig, ModelConfig, TrainingConfig, TransducerConfig,
+                           UnitsConfig)
+from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.data.features import input_dim, load_stats
+from asrkit.data.lang import TokenTable
+from asrkit.data.spec_augment import SpecAugment
+from asrkit.data.units import Units, load_units
+from asrkit.device import DEVICE_CHOICES, resolve_device
+from asrkit.io import atomic_output
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
-from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
-                                        save_checkpoint, training_checkpoints)
-from asrkit.data.corpus import raise_problems
-from asrkit.data.dataset import RecognitionDataset, to_device, token_ids
-from asrkit.data.spec_augment import SpecAugment, keyed_generator
-from asrkit.device import DEVICE_CHOICES, resolve_device
-from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
-from asrkit.data.features import input_dim, load_stats
-from asrkit.io import atomic_output
-from asrkit.progress import progress_bar
-from asrkit.data.lang import TokenTable
 from asrkit.model.rnnt_backend import check_device
+from asrkit.progress import progress_bar
 from asrkit.scoring.error_rates import score_utterances
-from asrkit.data.units import Units, load_units
+from asrkit.training.batches import feasible_cuts, make_loader, steps, training_sampler
+from asrkit.training.checkpoint import checkpoint_name, load_checkpoint, load_weights, save_checkpoint
+from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
+from asrkit.training.resume import (latest_checkpoint, load_best, prune_checkpoints, rng_state,
+                                    set_aside_foreign_best, set_rng_state)
+from asrkit.training.schedule import (DONE, FIXED, LrSchedule, best_record, first_phase, is_noisy, make_optimizer,
+                                      next_phase, restarts_from_best, selection_key)
+from asrkit.training.step import NON_FINITE, SCALER_SKIP, Precision, StepOutcome, TrainingLoss, optimizer_step
+from asrkit.training.weight_noise import WeightNoise, initialise_uniformly
 
 
 @dataclass(frozen=True)
@@ -116,106 +86,6 @@ class TrainingSetup:
         if self.augmentation.enabled:  # off, the fingerprint of a training from before augmentation existed
             shaping["augmentation"] = asdict(self.augmentation)
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
-    if training.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
-    return torch.optim.Adam(model.parameters(), lr=training.lr)
-
-
-class LrSchedule:
-    """The lr of an optimiser from epoch to epoch: ``lr_decay`` every epoch, and, with ``lr_schedule: plateau``,
-    ``lr_anneal_factor`` after ``lr_anneal_patience`` epochs in a row without a lower dev loss. Both multiply
-    the optimiser's lr, so they combine."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, training: TrainingConfig):
-        self.optimizer = optimizer
-        self.decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=training.lr_decay)
-        # torch anneals once more than ``patience`` epochs have not improved: ours counts the epoch it anneals at.
-        # threshold 0: any lower dev loss is an improvement
-        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=training.lr_anneal_factor, patience=training.lr_anneal_patience - 1,
-            threshold=0.0) if training.lr_schedule == "plateau" else None
-
-    def lr(self) -> float:
-        return self.optimizer.param_groups[0]["lr"]
-
-    def step(self, dev_loss: float) -> None:
-        """At the end of an epoch whose dev loss is ``dev_loss``."""
-        self.decay.step()
-        if self.plateau is not None:
-            self.plateau.step(dev_loss)
-
-    def state_dict(self) -> Dict[str, Any]:
-        return {"decay": self.decay.state_dict(),
-                **({"plateau": self.plateau.state_dict()} if self.plateau is not None else {})}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.decay.load_state_dict(state["decay"])
-        if self.plateau is not None:
-            self.plateau.load_state_dict(state["plateau"])
-
-
-class InterleavedShards:
-    """Some shards of an epoch's batches, step by step: at each step, one batch of each shard in turn.
-
-    lhotse's samplers shard the batches of an epoch among the ranks of a distributed training (rank r of
-    W gets the r-th of each W batches drawn, and its bucketing draws W batches from one bucket in a row):
-    ``samplers`` are such samplers, of the same cuts, seed and W, for the ranks (shards) this process trains.
-    """
-
-    def __init__(self, samplers: Sequence[DynamicBucketingSampler]):
-        self.samplers = samplers
-
-    def __iter__(self) -> Iterator[CutSet]:
-        for batches in zip(*self.samplers):  # lhotse gives every shard the same number of batches
-            yield from batches
-
-
-def training_sampler(cuts: CutSet, max_duration: float, seed: int, epoch: int, shards: Sequence[int],
-                     num_shards: int) -> InterleavedShards:
-    """Duration-bucketed batches (little padding), in ``num_shards`` shards; this process's ``shards``.
-
-    The batches of an epoch depend only on (seed, epoch, num_shards), so that a resumed epoch sees the same
-    batches, and a step's ``num_shards`` batches are the same whichever processes train them.
-    """
-    samplers = []
-    for shard in shards:
-        with warnings.catch_warnings():  # its advice on lazy manifests is for corpora far larger than TIMIT
-            warnings.filterwarnings("ignore", message="You are using DynamicBucketingSampler with an eagerly")
-            sampler = DynamicBucketingSampler(cuts, max_duration=max_duration, shuffle=True, seed=seed,
-                                              num_buckets=min(10, max(2, len(cuts) // 20)),
-                                              world_size=num_shards, rank=shard)
-        sampler.set_epoch(epoch)
-        samplers.append(sampler)
-    return InterleavedShards(samplers)
-
-
-def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: int, epoch: int,
-                skip_batches: int = 0) -> torch.utils.data.DataLoader:
-    """Batches of tensors from a sampler of CutSets, without its first ``skip_batches`` (a resumed epoch)."""
-    # The loader's own generator, not the global RNG, seeds its workers: resuming must not shift dropout noise.
-    return torch.utils.data.DataLoader(dataset, sampler=SkipBatches(sampler, skip_batches), batch_size=None,
-                                       num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
-
-
-def batch_loss(model: AcousticModel, batch: Dict, transducer: TransducerConfig, batch_index: int) -> torch.Tensor:
-    """The training loss of a batch, summed over its utterances (the model's :meth:`training_loss`, given the
-    config's ``transducer`` section)."""
-    return model.training_loss(batch, transducer, batch_index)
-
-
-class TrainingLoss(torch.nn.Module):
-    """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
-    synchronises the gradients of what its module's ``forward`` computes."""
-
-    def __init__(self, model: AcousticModel, transducer: TransducerConfig):
-        super().__init__()
-        self.model, self.transducer = model, transducer
-
-    def forward(self, batch: Dict, batch_index: int) -> torch.Tensor:
-        return batch_loss(self.model, batch, self.transducer, batch_index)
 
 
 def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
@@ -259,252 +129,7 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-#: the bound of the paper's initial weights, uniform in [-bound, bound] (``training.init: uniform``)
-UNIFORM_INIT_BOUND = 0.1
-
-
-def initialise_uniformly(model: torch.nn.Module) -> None:
-    """Every weight uniform in [-0.1, 0.1], as Graves et al. initialise (from the global RNG, seeded)."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.uniform_(-UNIFORM_INIT_BOUND, UNIFORM_INIT_BOUND)
-
-
-def noise_generator(seed: int, epoch: int, item: str) -> torch.Generator:
-    """The generator of one training item's weight noise (an utterance, by its cut ID): seeded by the run's
-    seed, the epoch and the item alone.
-
-    So the noise of an utterance is the same whichever process trains it, in whatever batch: a resumed run,
-    accumulated batches and DistributedDataParallel's processes all draw the same noise, and there is no
-    noise RNG state to checkpoint (resuming is exact by construction).
-    """
-    return keyed_generator(f"{seed}/{epoch}/{item}")
-
-
-def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
-    """Add Gaussian noise to every weight; return the weights as they were, for :func:`remove_weight_noise`.
-
-    The noise comes from a (CPU) generator of its own (:func:`noise_generator`), not the global RNG. The weights
-    are restored from a copy rather than by subtracting the noise: (w + n) - n is not w in floating point, and
-    the processes of a distributed training, each with its own utterances' noise, would drift apart.
-    """
-    saved = []
-    with torch.no_grad():
-        for p in model.parameters():
-            saved.append(p.detach().clone())
-            p.add_((torch.randn(p.shape, generator=generator) * std).to(p.device))
-    return saved
-
-
-def remove_weight_noise(model: torch.nn.Module, saved: List[torch.Tensor]) -> None:
-    """Put back the weights that :func:`add_weight_noise` saved, exactly."""
-    with torch.no_grad():
-        for p, weights in zip(model.parameters(), saved):
-            p.copy_(weights)
-
-
-def utterances(batch: Dict) -> List[Dict]:
-    """A padded batch of :class:`RecognitionDataset` as batches of one utterance each, unpadded."""
-    return [{"features": batch["features"][i:i + 1, :int(batch["feature_lens"][i])],
-             "feature_lens": batch["feature_lens"][i:i + 1],
-             "targets": batch["targets"][i:i + 1, :int(batch["target_lens"][i])],
-             "target_lens": batch["target_lens"][i:i + 1], "cut_ids": [cut_id]}
-            for i, cut_id in enumerate(batch["cut_ids"])]
-
-
-# ------------------------------------------------------------------------------------------- the schedule
 #
-# An epoch belongs to a phase: "fixed" (schedule fixed), or "noiseless" then "noisy" (schedule paper); after
-# the last, the phase is "done". Each epoch's history record names its phase, so that the best epoch of a phase
-# and the epochs since it (patience) follow from the history, which every checkpoint holds: a resume in any
-# phase continues exactly.
-
-FIXED, NOISELESS, NOISY, DONE = "fixed", "noiseless", "noisy", "done"
-
-
-def first_phase(training: TrainingConfig, pretrained: bool) -> str:
-    """The phase of epoch 1: a model started from pretrained parts trains with noise from the start (the
-    paper's PRETRANS, whose parts were trained through both phases)."""
-    if training.schedule == "fixed":
-        return FIXED
-    return NOISY if pretrained and training.weight_noise_std > 0 else NOISELESS
-
-
-def selection_key(phase: str) -> str:
-    """The history value whose lowest picks a phase's best epoch: the noiseless phase stops at the highest dev
-    log-probability (lowest loss), the others at the lowest dev error rate."""
-    return "dev_loss" if phase == NOISELESS else "dev_error_rate"
-
-
-def best_record(history: List[Dict[str, Any]], phase: str, key: str) -> Dict[str, Any]:
-    """The best epoch of a phase, by the lowest history value ``key``: the last of the lowest (schedule fixed,
-    as it always was), or the first of the lowest (schedule paper: an epoch that only equals the best is no
-    improvement)."""
-    records = [h for h in history if h["phase"] == phase]
-    lowest = min(h[key] for h in records)
-    ties = [h for h in records if h[key] == lowest]
-    return ties[-1] if phase == FIXED else ties[0]
-
-
-def next_phase(training: Union[TrainingConfig, PhoneLmConfig], history: List[Dict[str, Any]], phase: str,
-               key: str) -> str:
-    """The phase of the epoch after the history's last (``done``: training is over); ``key``: the history
-    value whose lowest is the phase's best.
-
-    A paper phase ends after ``patience`` epochs without improvement or at ``num_epochs`` epochs; then the
-    noiseless phase is followed by the noisy one (if there is noise), and the noisy one by the end.
-    """
-    records = [h for h in history if h["phase"] == phase]
-    if phase == FIXED:
-        return DONE if len(records) >= training.num_epochs else FIXED
-    since_best = records[-1]["epoch"] - best_record(history, phase, key)["epoch"]
-    if since_best < training.patience and len(records) < training.num_epochs:
-        return phase
-    return NOISY if phase == NOISELESS and training.weight_noise_std > 0 else DONE
-
-
-def is_noisy(training: TrainingConfig, phase: str, epoch: int) -> bool:
-    if phase == FIXED:
-        return training.weight_noise_std > 0 and epoch >= training.weight_noise_start_epoch
-    return phase == NOISY
-
-
-def restarts_from_best(training: TrainingConfig, history: List[Dict[str, Any]], phase: str, epoch: int,
-                       best_path: Path) -> bool:
-    """Whether this epoch restarts from best.pt with a fresh optimiser: the first epoch of the paper's noisy
-    phase after a noiseless one, or (schedule fixed) the epoch weight noise starts, if a best.pt was written."""
-    if phase == FIXED:
-        return is_noisy(training, phase, epoch) and epoch == training.weight_noise_start_epoch and best_path.exists()
-    return phase == NOISY and any(h["phase"] == NOISELESS for h in history) \
-        and not any(h["phase"] == NOISY for h in history)
-
-
-def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None:
-    """Move aside a best.pt that this run did not write: any, on a fresh start, or one of other options.
-
-    best.pt is no Snakemake output and outlives the checkpoints set aside by :func:`latest_checkpoint`; a
-    noise phase restarting from another run's model would train the wrong model, or fail on its shapes.
-    """
-    if not best_path.exists():
-        return
-    if resuming and load_checkpoint(best_path).get("options_digest") == digest:
-        return
-    stale = best_path.with_name(f"best.stale-{int(time.time())}.pt")
-    logging.warning(f"{best_path} is not this run's ({'other options' if resuming else 'no checkpoint of this run'}): "
-                    f"moved to {stale}")
-    shutil.move(str(best_path), str(stale))
-
-
-def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
-    """The weights of this run's best.pt; refuses one of other options."""
-    if not best_path.exists():
-        raise ValueError(f"{best_path} is missing (removed, or set aside as not this run's): the noise phase "
-                         f"restarts from it; remove {best_path.parent / 'checkpoints'} to train afresh")
-    best = load_checkpoint(best_path)
-    if best.get("options_digest") != digest:
-        raise ValueError(f"{best_path} was written with other options (digest {best.get('options_digest')}, "
-                         f"this run's {digest}): refusing to restart from it")
-    return best["model"]
-
-
-def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:
-    """The state of the global RNGs that dropout draws from (the CPU's, and the GPU's on CUDA)."""
-    return {"cpu": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
-
-
-def set_rng_state(state: Dict[str, torch.Tensor], device: torch.device) -> None:
-    """Restore :func:`rng_state`'s states. A checkpoint written on the CPU resumed on a GPU has no CUDA state:
-    the GPU's RNG is seeded from the CPU's restored one, so the resumed run is still reproducible."""
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda":
-        if "cuda" in state:
-            torch.cuda.set_rng_state(state["cuda"], device)
-        else:
-            torch.cuda.manual_seed(int(torch.randint(2 ** 62, (1,)).item()))
-            logging.info("the checkpoint was written without a GPU: the GPU's RNG (dropout) is seeded afresh")
-
-
-def steps(loader: Iterator[Dict], batches_per_step: int) -> Iterator[List[Dict]]:
-    """The loader's batches in groups of ``batches_per_step`` (this process's batches of one optimiser step)."""
-    iterator = iter(loader)
-    while group := list(itertools.islice(iterator, batches_per_step)):
-        yield group
-
-
-class SkipBatches:
-    """A sampler that leaves out its first ``count`` batches: resuming an epoch after ``count`` batches.
-
-    We do not resume from the lhotse sampler's own ``state_dict``: the DataLoader draws batches ahead of the
-    training loop, so that state runs ahead of what was trained on. Seeded with the same seed and epoch, the
-    sampler yields the same batches again, and skipping the consumed ones (cuts only, no feature loading)
-    continues exactly where training stopped.
-    """
-
-    def __init__(self, sampler, count: int):
-        self.sampler, self.count = sampler, count
-
-    def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.count, None)
-
-
-def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest checkpoint made with these options; checkpoints of other options are deleted (nothing resumes
-    from them, and a copy kept aside would take the space a long training may run short of).
-
-    Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
-    """
-    for leftover in checkpoint_dir.glob(".*.partial*"):
-        leftover.unlink()
-    checkpoints = training_checkpoints(checkpoint_dir)
-    if not checkpoints:
-        return None
-    if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
-        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
-        shutil.rmtree(checkpoint_dir)
-        return None
-    return checkpoints[-1]
-
-
-def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
-    """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""
-    epochs = training_checkpoints(checkpoint_dir)
-    ends = [p for p in epochs if is_end_of_epoch(p)]
-    inside = [p for p in epochs if not is_end_of_epoch(p)]
-    newest = epochs[-1]
-    for old in ends[:-keep] + [p for p in inside if p != newest]:
-        old.unlink()
-
-
-class InfeasibleError(ValueError):
-    """Too many utterances have fewer encoder frames than their tokens need (see :func:`feasible_cuts`)."""
-
-
-def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: Any, tokens: TokenTable,
-                  units: Units, max_infeasible_fraction: float) -> CutSet:
-    """The cuts of set ``name`` whose tokens ``model``'s loss can align over their encoder frames.
-
-    The others have no alignment: their loss is infinite, and zeroing it would train on nothing while counting
-    them in the average. A few (up to ``max_infeasible_fraction`` of the set) are left out with a warning; more
-    mean that the corpus and the config do not fit (e.g. ``model.stack_frames`` too high): stop, naming them.
-    """
-    stack = model.encoder.stack_frames
-    infeasible: Dict[str, str] = {}  # cut id -> what it lacks
-    for cut in cuts:
-        frames = -(-cut.num_frames // stack)  # the encoder's steps: ceil(T / stack_frames)
-        needed = model.frames_needed(token_ids(cut, tokens, units), loss_options)
-        if frames < needed:
-            infeasible[cut.id] = (f"{cut.id}: {frames} encoder frames ({cut.num_frames} / stack_frames {stack}) "
-                                  f"for {needed} needed by its tokens")
-    problems = list(infeasible.values())
-    if len(problems) > max_infeasible_fraction * len(cuts):
-        raise_problems(problems, InfeasibleError,
-                       f"of {len(cuts)} {name} utterances are too short for their tokens, more than "
-                       f"training.max_infeasible_fraction {max_infeasible_fraction} (lower model.stack_frames?)")
-    if problems:
-        logging.warning(f"left out {len(problems)} of {len(cuts)} {name} utterances, too short for their "
-                        f"tokens: {problems[0]}{' ...' if len(problems) > 1 else ''}")
-        cuts = cuts.filter(lambda cut: cut.id not in infeasible).to_eager()
-    return cuts
 
 
 def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch.device) -> None:
@@ -520,102 +145,6 @@ def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch
 
 
 # ------------------------------------------------------------------------------------------------ the loop
-
-#: the float16 loss scaler's first scale (torch's default): too high at first, lowered by the scaler's skips
-FLOAT16_INIT_SCALE = 2.0 ** 16
-#: ``training.amp``'s dtypes as torch's
-AUTOCAST_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class Precision:
-    """Mixed precision (``training.amp``): the autocast dtype (None: float32 throughout) and the loss scaler,
-    which float16 needs (its small gradients underflow unscaled) and bfloat16 does not (disabled, it does
-    nothing)."""
-
-    dtype: Optional[torch.dtype]
-    scaler: torch.amp.GradScaler
-
-    @classmethod
-    def of(cls, training: TrainingConfig, device: torch.device) -> "Precision":
-        dtype = AUTOCAST_DTYPES.get(training.amp_dtype)
-        return cls(dtype, torch.amp.GradScaler(device.type, init_scale=FLOAT16_INIT_SCALE,
-                                               enabled=training.amp_dtype == "float16"))
-
-    def autocast(self, device: torch.device):
-        return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
-
-
-@dataclass(frozen=True)
-class WeightNoise:
-    """Gaussian weight noise of ``std``, drawn once per training utterance (:func:`noise_generator`)."""
-
-    std: float
-    seed: int
-    epoch: int
-
-    def add(self, model: torch.nn.Module, cut_id: str) -> List[torch.Tensor]:
-        return add_weight_noise(model, self.std, noise_generator(self.seed, self.epoch, cut_id))
-
-
-#: How an optimiser step ended: it updated the weights; or the float16 loss scaler skipped it while calibrating
-#: (the scaled gradients overflowed, and the scaler lowers its scale); or the loss or the gradient was not
-#: finite whatever the scale (a divergence), and the step was skipped.
-UPDATED, SCALER_SKIP, NON_FINITE = "updated", "scaler_skip", "non_finite"
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """One optimiser step: its loss and utterances summed over the processes (0 if skipped), and how it ended."""
-
-    loss: float
-    utterances: int
-    outcome: str
-
-
-def optimizer_step(net: torch.nn.Module, model: AcousticModel, optimizer: torch.optim.Optimizer,
-                   precision: Precision, step_batches: List[Dict], device: torch.device, global_batches: int,
-                   grad_clip: Optional[float], noise: Optional[WeightNoise] = None,
-                   group: ProcessGroup = ProcessGroup()) -> StepOutcome:
-    """One optimiser step on this process's ``step_batches`` (their gradients accumulated): forward and backward
-    under ``precision``'s autocast and loss scaling, each utterance at weights perturbed for it alone if
-    ``noise`` (see the module's docstring), the gradient clipped to norm ``grad_clip`` (None or 0: not clipped),
-    and no update if it is not finite.
-
-    ``net``: :class:`TrainingLoss` of ``model``, or DistributedDataParallel around it (``group``'s processes),
-    which averages the processes' gradients at the step's last backward alone (``no_sync`` before it).
-    """
-    optimizer.zero_grad()
-    accumulate = len(step_batches)
-    step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
-    for i, batch in enumerate(step_batches):
-        batch = to_device(batch, device)
-        num_utts = len(batch["cut_ids"])
-        pieces = utterances(batch) if noise is not None else [batch]
-        for j, piece in enumerate(pieces):
-            saved = noise.add(model, piece["cut_ids"][0]) if noise is not None else None
-            last = i == accumulate - 1 and j == len(pieces) - 1
-            with net.no_sync() if group.world_size > 1 and not last else nullcontext():
-                with precision.autocast(device):
-                    loss = net(piece, global_batches)
-                # each of a step's batches weighs 1 / accumulate (DDP averages over the processes)
-                precision.scaler.scale(loss / (num_utts * accumulate)).backward()
-            if saved is not None:
-                remove_weight_noise(model, saved)
-            step_totals += torch.tensor([loss.item(), len(piece["cut_ids"])], dtype=torch.float64)
-    precision.scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
-    step_loss, step_utts = group.sum(step_totals).tolist()  # the same in every process, as the gradient
-    if torch.isfinite(grad_norm):
-        precision.scaler.step(optimizer)
-        outcome = UPDATED
-    else:  # nor does its loss count in the epoch's training loss
-        # the losses are float32 under autocast too: a finite loss whose scaled gradient overflowed is the
-        # scaler's calibration, not a divergence
-        outcome = SCALER_SKIP if precision.scaler.is_enabled() and math.isfinite(step_loss) else NON_FINITE
-        step_loss, step_utts = 0.0, 0
-    precision.scaler.update()
-    return StepOutcome(step_loss, int(step_utts), outcome)
 
 
 @dataclass
@@ -753,7 +282,10 @@ def train_one_epoch(run: TrainingRun, state: TrainingState) -> float:
     loader = make_loader(run.dataset.augmented(spec_augment), sampler, run.setup.seed, training.num_workers,
                          state.epoch, skip_batches=state.batches_done * accumulate)
     cap = f"/{training.num_epochs}" if state.phase == FIXED else f" ({state.phase})"
-    progress = progress_bar(steps(loader, accumulate), desc=f"epoch {state.epoch}{cap}", unit="batch",
+    # the epoch's steps, for the bar's total and time left: its batches drawn again (cuts only, no features)
+    total = sum(1 for _ in training_sampler(run.train_set, training.max_duration, run.setup.seed, state.epoch, shards,
+                                            group.world_size * accumulate)) // accumulate
+    progress = progress_bar(steps(loader, accumulate), desc=f"epoch {state.epoch}{cap}", unit="step", total=total,
                             leave=False, initial=state.batches_done, disable=not group.is_main)
     for step_batches in progress:
         step = optimizer_step(run.net, run.model, run.optimizer, run.precision, step_batches, run.device,
@@ -765,8 +297,8 @@ def train_one_epoch(run: TrainingRun, state: TrainingState) -> float:
             logging.info(f"epoch {state.epoch}, step {state.batches_done + 1}: float16 gradient overflow, step "
                          f"skipped and the loss scale lowered to {run.precision.scaler.get_scale():g}")
         state.add_step(step, time.time() - started)
-        if state.train_loss() is not None:
-            progress.set_postfix(loss=f"{state.train_loss():.2f}")
+        if state.train_loss() is not None:  # shown at the bar's next refresh: a redraw now would repeat a stale count
+            progress.set_postfix(loss=f"{state.train_loss():.2f}", refresh=False)
         if state.batches_done % training.checkpoint_every_batches == 0:
             run.save(state, epoch_finished=False)
     return started

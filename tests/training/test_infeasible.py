@@ -14,7 +14,7 @@ from asrkit.data.units import load_units
 from asrkit.model.ctc import CtcModel
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.transducer import Transducer
-from asrkit.training.train import InfeasibleError, feasible_cuts
+from asrkit.training.batches import InfeasibleError, feasible_cuts
 from timit_skeleton import UNITS
 
 

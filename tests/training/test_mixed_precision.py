@@ -12,13 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
+import asrkit.training.step as step_module
 import asrkit.training.train as train_module
 from asrkit.config import ModelConfig, TrainingConfig, TransducerConfig
 from asrkit.device import resolve_device
 from asrkit.model.registry import build_model, stored_model_options
 from asrkit.training.checkpoint import load_checkpoint
-from asrkit.training.train import (NON_FINITE, SCALER_SKIP, UPDATED, Precision, TrainingLoss, WeightNoise,
-                                   optimizer_step, rng_state, set_rng_state, train)
+from asrkit.training.resume import rng_state, set_rng_state
+from asrkit.training.step import NON_FINITE, SCALER_SKIP, UPDATED, Precision, StepOutcome, TrainingLoss, optimizer_step
+from asrkit.training.train import train
+from asrkit.training.weight_noise import WeightNoise
 from interrupted_training import stopped_after, timeless
 from timit_skeleton import training_setup
 
@@ -92,12 +95,12 @@ def test_a_scaled_gradient_that_overflows_is_a_scaler_skip_not_a_divergence():
     net, batches, cpu = TrainingLoss(model, TRANSDUCER), [random_batch()], torch.device("cpu")
     before = {k: v.clone() for k, v in model.state_dict().items()}
     step = optimizer_step(net, model, optimizer, precision, batches, cpu, 0, grad_clip=None)
-    assert step == train_module.StepOutcome(0.0, 0, SCALER_SKIP)
+    assert step == StepOutcome(0.0, 0, SCALER_SKIP)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert precision.scaler.get_scale() == 2.0 ** 126  # lowered: calibrating
     with pytest.MonkeyPatch.context() as patch:  # a loss that is not finite at any scale is a divergence
-        batch_loss = train_module.batch_loss
-        patch.setattr(train_module, "batch_loss", lambda *args: batch_loss(*args) * float("nan"))
+        batch_loss = step_module.batch_loss
+        patch.setattr(step_module, "batch_loss", lambda *args: batch_loss(*args) * float("nan"))
         assert optimizer_step(net, model, optimizer, precision, batches, cpu, 0, None).outcome == NON_FINITE
 
 
@@ -115,8 +118,8 @@ def train_float16_on_the_cpu(skeleton: Path, exp_dir: Path) -> list:
     inputs = [skeleton / "features/cuts_train.jsonl.gz", skeleton / "features/cuts_dev.jsonl.gz",
               skeleton / "features/stats.pt", skeleton / "lang/tokens.txt"]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(train_module.AUTOCAST_DTYPES, "float16", torch.bfloat16)
-        patch.setattr(train_module, "FLOAT16_INIT_SCALE", 2.0 ** 127)
+        patch.setitem(step_module.AUTOCAST_DTYPES, "float16", torch.bfloat16)
+        patch.setattr(step_module, "FLOAT16_INIT_SCALE", 2.0 ** 127)
         patch.setattr(train_module, "check_processes", lambda *args: None)
         train(*inputs, exp_dir, training_setup(OPTIONS), device="cpu")
     return load_checkpoint(exp_dir / "model.pt")

@@ -11,10 +11,15 @@ import pytest
 import torch
 from lhotse import CutSet
 
+import asrkit.training.step as step_module
 import asrkit.training.train as train_module
+import asrkit.training.weight_noise as weight_noise_module
 from asrkit.config import PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.training.checkpoint import load_checkpoint, load_model
-from asrkit.training.train import NOISELESS, NOISY, first_phase, load_best, train, training_sampler
+from asrkit.training.batches import training_sampler
+from asrkit.training.resume import load_best
+from asrkit.training.schedule import NOISELESS, NOISY, first_phase
+from asrkit.training.train import train
 from interrupted_training import stopped_after, timeless
 from timit_skeleton import UNITS, training_setup
 
@@ -48,7 +53,7 @@ def straight(skeleton, tmp_path_factory):
     """An uninterrupted run, with spies on the noise draws and the optimisers made."""
     exp_dir = tmp_path_factory.mktemp("straight")
     draws, optimizers, weights_at_first_draw = [], [], {}
-    add_noise, make_optimizer = train_module.add_weight_noise, train_module.make_optimizer
+    add_noise, make_optimizer = weight_noise_module.add_weight_noise, train_module.make_optimizer
 
     def spy_noise(model, std, generator):
         if not draws:
@@ -61,7 +66,7 @@ def straight(skeleton, tmp_path_factory):
         return optimizers[-1]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "add_weight_noise", spy_noise)
+        patch.setattr(weight_noise_module, "add_weight_noise", spy_noise)
         patch.setattr(train_module, "make_optimizer", spy_optimizer)
         history = run(skeleton, exp_dir)
     return {"dir": exp_dir, "history": history, "draws": draws, "optimizers": optimizers,
@@ -140,7 +145,7 @@ def test_a_best_pt_of_other_options_is_never_loaded(straight, skeleton, tmp_path
 def test_a_step_with_a_gradient_not_finite_is_skipped_and_counted(skeleton, tmp_path):
     """The second batch's loss is NaN: its step changes nothing, the epoch's record counts it, training goes on."""
     options = {**OPTIONS, "training": {**OPTIONS["training"], "schedule": "fixed", "num_epochs": 1}}
-    batch_loss, calls = train_module.batch_loss, []
+    batch_loss, calls = step_module.batch_loss, []
 
     def nan_second(model, batch, transducer, batch_index):
         loss = batch_loss(model, batch, transducer, batch_index)
@@ -148,7 +153,7 @@ def test_a_step_with_a_gradient_not_finite_is_skipped_and_counted(skeleton, tmp_
         return loss * float("nan") if batch_index == 1 and torch.is_grad_enabled() else loss
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_module, "batch_loss", nan_second)
+        patch.setattr(step_module, "batch_loss", nan_second)
         history = run(skeleton, tmp_path, options)
     assert history[0]["skipped_steps"] == 1 and math.isfinite(history[0]["train_loss"])
     assert all(torch.isfinite(w).all() for w in load_checkpoint(tmp_path / "model.pt")["model"].values())
@@ -156,7 +161,7 @@ def test_a_step_with_a_gradient_not_finite_is_skipped_and_counted(skeleton, tmp_
 
 def test_uniform_initialisation_is_the_papers():
     model = torch.nn.LSTM(20, 30, bidirectional=True)
-    train_module.initialise_uniformly(model)
+    weight_noise_module.initialise_uniformly(model)
     weights = torch.cat([p.flatten() for p in model.parameters()])
     assert weights.abs().max() <= 0.1 and abs(weights.std() - 0.1 / 3 ** 0.5) < 0.003
 
