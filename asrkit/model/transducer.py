@@ -143,17 +143,18 @@ class Transducer(AcousticModel):
         ``ctc`` (with a CTC output layer): ``ctc_loss_scale`` x the CTC loss of that layer on the encoder output.
 
         A model with pretrained parts (:meth:`mark_pretrained`) warms up as ``pretrained_warmup`` says: freeze,
-        those parts get no gradient during the 2 x ``warmup_batches`` batches of the warm-up, so that the new
-        parts (simple projections, joiner) learn to read them before anything trains them through random
-        projections; skip, no warm-up (s = 1 from the start); train, the warm-up of a model trained from scratch.
+        those parts get no gradient during the first ``warmup_batches`` batches (s = 0), where the simple loss's
+        randomly initialised projections would be all they learn through, while the projections learn to read
+        them; skip, no warm-up (s = 1 from the start); train, the warm-up of a model trained from scratch.
 
         loss_options: the config's ``transducer`` section (loss, prune_range, am_scale, lm_scale,
         simple_loss_scale, warmup_batches, pretrained_warmup, ctc_loss_scale).
         """
         t = loss_options
         warmup = 0 if self.pretrained_parts and t.pretrained_warmup == "skip" else t.warmup_batches
-        warming_up = t.loss != "full" and batch_index < 2 * warmup
-        frozen = self.pretrained_parts if warming_up and t.pretrained_warmup == "freeze" else frozenset()
+        # the batches where the pruned loss is off, and the simple loss's random projections alone would train them
+        projections_only = t.loss != "full" and batch_index < warmup
+        frozen = self.pretrained_parts if projections_only and t.pretrained_warmup == "freeze" else frozenset()
         with torch.no_grad() if "encoder" in frozen else nullcontext():
             encoder_out, encoder_lens = self.encoder(batch["features"], batch["feature_lens"])
         simple, transducer_loss = self.encoded_losses(encoder_out, encoder_lens, batch["targets"],

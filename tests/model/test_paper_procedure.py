@@ -100,17 +100,15 @@ def gradients(model, options: TransducerConfig, batch_index: int) -> Dict[str, b
             for name, part in parts.items()}
 
 
-def test_freeze_trains_only_the_new_parts_while_they_warm_up():
-    """2 x warmup_batches batches with no gradient to the pretrained encoder and prediction network: the simple
-    projections learn (and the joiner, at 0.1, in the second half); then everything trains."""
+def test_freeze_trains_only_the_new_parts_while_the_pruned_loss_is_off():
+    """warmup_batches batches with no gradient to the pretrained encoder and prediction network: the simple
+    projections learn to read them; then everything trains (the joiner at 0.1 for as many batches)."""
     model = make_model(vocab=VOCAB, seed=3, dtype=torch.float64)
     model.mark_pretrained(["encoder", "decoder"])
     freeze = warmup_options("freeze")
-    assert gradients(model, freeze, 0) == {"encoder": False, "decoder": False, "joiner": False,
+    assert gradients(model, freeze, 2) == {"encoder": False, "decoder": False, "joiner": False,
                                            "simple_am_proj": True, "simple_lm_proj": True}
-    assert gradients(model, freeze, 5) == {"encoder": False, "decoder": False, "joiner": True,
-                                           "simple_am_proj": True, "simple_lm_proj": True}
-    assert all(gradients(model, freeze, 6).values())
+    assert all(gradients(model, freeze, 3).values())
     # a part that was not pretrained trains throughout
     model.mark_pretrained(["decoder"])
     assert gradients(model, freeze, 0)["encoder"] and not gradients(model, freeze, 0)["decoder"]

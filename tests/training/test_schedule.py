@@ -126,17 +126,15 @@ def sgd_run(skeleton, tmp_path_factory):
 
     def spy_optimizer(model, training):
         optimizer = make_optimizer(model, training)
-        step = optimizer.step
 
-        def recording_step(*args, **kwargs):
+        def before_step(optimizer, args, kwargs):
             weights = [p.detach().clone() for p in model.parameters()]
             steps.append({"optimizer": optimizer, "noisy": noise["saved"] is not None,
                           "momentum": any("momentum_buffer" in state for state in optimizer.state.values()),
                           "noiseless_weights": noise["saved"] is not None and len(weights) == len(noise["saved"])
                           and all(torch.equal(w, s) for w, s in zip(weights, noise["saved"]))})
-            return step(*args, **kwargs)
 
-        optimizer.step = recording_step
+        optimizer.register_step_pre_hook(before_step)
         return optimizer
 
     with pytest.MonkeyPatch.context() as patch:
@@ -254,15 +252,29 @@ def test_the_phone_lm_trains_through_both_phases(skeleton, tmp_path):
     the noiseless best with a fresh optimiser; model.pt is the noise phase's best."""
     import asrkit.training.phone_lm as phone_lm
     draws, noise = [], phone_lm.add_weight_noise
+    optimizers, make_optimizer = [], phone_lm.make_optimizer
+    initialised, initialise = [], phone_lm.initialise_uniformly
 
     def spy_noise(model, std, generator):
         draws.append(generator.initial_seed())
         return noise(model, std, generator)
 
+    def spy_optimizer(model, settings):
+        optimizers.append(make_optimizer(model, settings))
+        return optimizers[-1]
+
+    def spy_initialise(model):
+        initialise(model)
+        initialised.append(torch.cat([p.flatten() for p in model.parameters()]))
+
+    # the paper's settings (config.yaml's): SGD with momentum, uniform initial weights
     lm = PhoneLmConfig.from_dict({"schedule": "paper", "num_epochs": 3, "patience": 1, "batch_size": 8,
-                                  "lr": 0.05, "weight_noise_std": 0.05})
+                                  "optimizer": "sgd", "momentum": 0.9, "init": "uniform", "lr": 0.5,
+                                  "weight_noise_std": 0.05})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(phone_lm, "add_weight_noise", spy_noise)
+        patch.setattr(phone_lm, "make_optimizer", spy_optimizer)
+        patch.setattr(phone_lm, "initialise_uniformly", spy_initialise)
         phone_lm.train_phone_lm(skeleton / "features/cuts_train.jsonl.gz", skeleton / "features/cuts_dev.jsonl.gz",
                                 skeleton / "lang/tokens.txt", tmp_path, 1, UnitsConfig.from_dict(UNITS),
                                 TransducerConfig.from_dict({"decoder_embedding_dim": 8, "decoder_hidden_size": 8}), lm)
@@ -273,6 +285,11 @@ def test_the_phone_lm_trains_through_both_phases(skeleton, tmp_path):
     assert len(draws) == 32 * len(noisy) == len(set(draws))
     best = min(noisy, key=lambda h: h["dev_perplexity"])
     assert load_checkpoint(tmp_path / "model.pt")["epoch"] == best["epoch"]
+    (weights,) = initialised
+    assert weights.abs().max() <= 0.1 and abs(weights.std() - 0.1 / 3 ** 0.5) < 0.01
+    # two SGD optimisers with momentum: the second made at the restart
+    assert [(type(o).__name__, o.defaults["momentum"], o.defaults["lr"]) for o in optimizers] == \
+        [("SGD", 0.9, 0.5)] * 2
 
 
 def test_pretrans_trains_with_noise_from_the_start():
