@@ -6,8 +6,8 @@ paper's name, phone LM, which it is for TIMIT. Each epoch reports the dev perple
 weights with the lowest are kept as ``<exp-dir>/model.pt``, which the PRETRANS stage loads.
 
 ``phone_lm.optimizer: sgd`` and ``init: uniform`` are the paper's SGD with momentum and initial weights uniform
-in [-0.1, 0.1]. ``phone_lm.schedule: paper`` trains it as Graves et al. 2013 do: without weight noise until the dev perplexity
-(the log-probability) has not improved for ``patience`` epochs, then from the best of those epochs with a fresh
+in [-0.1, 0.1]. ``phone_lm.schedule: paper`` trains it as Graves et al. 2013 do: without weight noise until the
+dev perplexity (the log-probability) has not improved for ``patience`` epochs, then from the best of those epochs with a fresh
 optimiser and Gaussian weight noise, drawn once per transcript (as :mod:`asrkit.training.train` draws it once
 per utterance), until it stalls again; ``model.pt`` is the noise phase's best. The phases and their ends are
 :mod:`asrkit.training.train`'s (:func:`~asrkit.training.train.next_phase`). The stage is minutes long and does

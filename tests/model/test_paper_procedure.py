@@ -53,8 +53,8 @@ def test_the_dev_loss_is_the_exact_transducer_loss():
     model = make_model(vocab=VOCAB, seed=1, dtype=torch.float64).eval()
     b = batch()
     pruned = TransducerConfig.from_dict({"loss": "pruned", "prune_range": 2, "warmup_batches": 0})
-    exact = -sum(forward_algorithm_log_prob(model, b["features"][n, :length], b["targets"][n, :b["target_lens"][n]].tolist())
-                 for n, length in enumerate(b["feature_lens"].tolist()))
+    exact = -sum(forward_algorithm_log_prob(model, b["features"][n, :length], b["targets"][n, :labels].tolist())
+                 for n, (length, labels) in enumerate(zip(b["feature_lens"].tolist(), b["target_lens"].tolist())))
     with torch.no_grad():
         dev = model.dev_loss_terms(b, pruned)
         training = model.training_loss_terms(b, pruned, batch_index=10 ** 9)
