@@ -202,6 +202,7 @@ class TransducerConfig(Section):
     am_scale: float
     simple_loss_scale: float
     warmup_batches: int
+    pretrained_warmup: str
     ctc_loss_scale: float
 
 
@@ -210,7 +211,10 @@ class PhoneLmConfig(Section):
     KEY: ClassVar[str] = "phone_lm"
     num_epochs: int
     batch_size: int
+    optimizer: str
     lr: float
+    momentum: float
+    init: str
     schedule: str
     patience: int
     weight_noise_std: float

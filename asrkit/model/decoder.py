@@ -12,7 +12,8 @@ class Decoder(nn.Module):
     """Embedding + LSTM over the tokens emitted so far, started by blank.
 
     Blank, which the transducer never feeds back as a label, serves as the start symbol. Its embedding is
-    the zero vector (``padding_idx``), as the start input is in Graves 2012. ``lm_output`` is a head used only
+    the zero vector, as the start input is in Graves 2012, whatever the weights' initialisation
+    (:class:`StartEmbedding`). ``lm_output`` is a head used only
     when the network is pretrained as a phone language model (Graves et al. 2013, PRETRANS), see
     :meth:`lm_loss`; the transducer itself reads the LSTM output through its joiner.
     """
@@ -22,7 +23,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.vocab_size = vocab_size
         self.blank_id = blank_id
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=blank_id)
+        self.embedding = StartEmbedding(vocab_size, embedding_dim, padding_idx=blank_id)
         self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.lm_output = nn.Linear(hidden_size, vocab_size)
         self.output_dim = hidden_size
@@ -86,6 +87,29 @@ class Decoder(nn.Module):
         valid = positions.unsqueeze(0) <= y_lens.unsqueeze(1)  # (N, U + 1)
         nll = nn.functional.cross_entropy(logits[valid], targets[valid], reduction="sum")
         return nll, int(valid.sum())
+
+
+class StartEmbedding(nn.Embedding):
+    """An embedding whose ``padding_idx`` (the start symbol, blank) always reads as the zero vector.
+
+    ``padding_idx`` alone zeroes that row once, at construction, and then keeps its gradient zero: an
+    initialisation that overwrites the row (``training.init: uniform`` draws every weight) would leave a
+    random start vector frozen for good. Masking the lookup keeps the start input zero under any
+    initialisation, and weight noise on the row changes nothing. Same parameters and state_dict keys as
+    ``nn.Embedding``; scriptable.
+    """
+
+    start_id: torch.jit.Final[int]
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int):
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx)
+        self.start_id = padding_idx
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        start = tokens == self.start_id
+        # the functional form: TorchScript cannot call super()
+        embedded = nn.functional.embedding(tokens, self.weight, self.start_id)
+        return embedded.masked_fill(start.unsqueeze(-1), 0.0)
 
 
 def _label_mask(y_padded: torch.Tensor, y_lens: torch.Tensor) -> torch.Tensor:

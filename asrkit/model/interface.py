@@ -9,9 +9,10 @@ Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', e
 ``T' = ceil(T / encoder.stack_frames)`` (see :mod:`asrkit.model.registry` for the encoders).
 """
 
+import sys
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -73,6 +74,17 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
         """The loss of a batch, summed over its utterances: what training minimises (the sum of
         :meth:`training_loss_terms`)."""
         return sum(self.training_loss_terms(batch, loss_options, batch_index).values())
+
+    def dev_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: Any) -> Dict[str, torch.Tensor]:
+        """The terms of the loss that the dev evaluation reports and the paper schedule's noiseless phase stops
+        on (minus the log-probability of the targets, for the models that define one), each summed over the
+        batch's utterances; arguments as for :meth:`training_loss_terms`. By default the training loss after
+        any warm-up."""
+        return self.training_loss_terms(batch, loss_options, batch_index=sys.maxsize)
+
+    def mark_pretrained(self, parts: Iterable[str]) -> None:
+        """Note which parts were started from other models (``encoder``: a CTC model's, ``decoder``: a token
+        LM's; PRETRANS), for a loss that treats them apart (the transducer's warm-up). By default nothing."""
 
     def parts_from_ctc_model(self) -> Dict[str, nn.Module]:
         """The parts that start from a CTC model's (PRETRANS), by the CTC model's names of them: the encoder."""

@@ -16,7 +16,7 @@ from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.interface import AcousticModel
-from asrkit.model.rnn_encoder import RnnEncoder
+from asrkit.model.rnn_encoder import ForwardPeepholeLstmEncoder, RnnEncoder
 from asrkit.model.transducer import Transducer
 
 #: the transducer section's keys that shape the network (the rest are the loss's): the sizes, and the CTC loss's
@@ -59,7 +59,8 @@ def blstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
 
 def refuse_peephole(options: Mapping[str, Any]) -> None:
     if options["peephole"]:
-        raise ValueError(f"model.peephole: only the blstm encoder has peephole connections, not {options['encoder']}")
+        raise ValueError(f"model.peephole: only the blstm and lstm encoders have peephole connections, not "
+                         f"{options['encoder']}")
 
 
 def tanh_rnn(options: Mapping[str, Any], input_dim: int) -> nn.Module:
@@ -70,8 +71,10 @@ def tanh_rnn(options: Mapping[str, Any], input_dim: int) -> nn.Module:
 
 
 def lstm(options: Mapping[str, Any], input_dim: int) -> nn.Module:
-    """A deep unidirectional (forward) LSTM (Table 1's CTC-3L-421H-UNI)."""
-    refuse_peephole(options)
+    """A deep unidirectional (forward) LSTM (Table 1's CTC-3L-421H-UNI), optionally with peephole connections."""
+    if options["peephole"]:
+        return ForwardPeepholeLstmEncoder(input_dim, options["hidden_size"], options["num_layers"],
+                                          options["stack_frames"], options["dropout"])
     return RnnEncoder(input_dim, options["hidden_size"], options["num_layers"], nn.LSTM, bidirectional=False,
                       stack_frames=options["stack_frames"], dropout=options["dropout"])
 

@@ -6,7 +6,8 @@ a "simple" loss whose joiner is just the sum of linear projections of the encode
 consecutive label positions matter at each frame; the real joiner is then evaluated only there.
 """
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from contextlib import nullcontext
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -43,6 +44,8 @@ class Transducer(AcousticModel):
         #: the CTC output layer of the auxiliary CTC loss (``transducer.ctc_loss_scale`` > 0), as a CTC model's
         #: ``output``; training alone reads it
         self.ctc_output = nn.Linear(encoder.output_dim, vocab_size) if ctc_output else None
+        #: the parts started from other models (:meth:`mark_pretrained`): encoder, decoder
+        self.pretrained_parts: FrozenSet[str] = frozenset()
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], encoder: nn.Module, vocab_size: int) -> "Transducer":
@@ -76,13 +79,15 @@ class Transducer(AcousticModel):
                                    am_scale=am_scale, lm_scale=lm_scale, loss=loss)
 
     def encoded_losses(self, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, y_padded: torch.Tensor,
-                       y_lens: torch.Tensor, *, prune_range: int, am_scale: float, lm_scale: float, loss: str
-                       ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward`'s losses from the encoder's output (N, T', encoder_dim) and lengths (N,)."""
+                       y_lens: torch.Tensor, *, prune_range: int, am_scale: float, lm_scale: float, loss: str,
+                       decoder_frozen: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward`'s losses from the encoder's output (N, T', encoder_dim) and lengths (N,);
+        ``decoder_frozen``: no gradient reaches the prediction network."""
         if loss not in ("pruned", "full"):
             raise ValueError(f"loss must be 'pruned' or 'full', got {loss!r}")
         decoder_in = self.decoder.start_with_blank(y_padded, y_lens)  # (N, U + 1)
-        decoder_out, _ = self.decoder(decoder_in)  # (N, U + 1, decoder_dim)
+        with torch.no_grad() if decoder_frozen else nullcontext():
+            decoder_out, _ = self.decoder(decoder_in)  # (N, U + 1, decoder_dim)
         symbols = decoder_in[:, 1:]  # (N, U): the labels, padding replaced by blank
         blank = self.decoder.blank_id
         boundary = torch.zeros(encoder_out.size(0), 4, dtype=torch.int64, device=encoder_out.device)
@@ -90,11 +95,13 @@ class Transducer(AcousticModel):
         boundary[:, 3] = encoder_lens
 
         # The losses in float32 also under mixed precision (autocast), as icefall does: they sum over many paths.
-        # Their inputs are cast first: a float32 layer outside autocast refuses float16 or bfloat16 input.
+        # Their inputs are cast to the layers' dtype first: a float32 layer outside autocast refuses float16 or
+        # bfloat16 input.
         float32 = torch.autocast(encoder_out.device.type, enabled=False)
         with float32:
             simple = rnnt_loss_smoothed(
-                lm=self.simple_lm_proj(decoder_out.float()), am=self.simple_am_proj(encoder_out.float()),
+                lm=self.simple_lm_proj(decoder_out.to(self.simple_lm_proj.weight.dtype)).float(),
+                am=self.simple_am_proj(encoder_out.to(self.simple_am_proj.weight.dtype)).float(),
                 symbols=symbols, termination_symbol=blank, lm_only_scale=lm_scale, am_only_scale=am_scale,
                 boundary=boundary, reduction="sum", return_grad=loss == "pruned")
         encoder_proj = self.joiner.project_encoder(encoder_out)  # (N, T', J)
@@ -123,6 +130,14 @@ class Transducer(AcousticModel):
         needed = 1 if loss_options.loss == "full" else len(tokens)
         return max(needed, CtcModel.frames_needed(tokens, None)) if loss_options.ctc_loss_scale > 0 else needed
 
+    def mark_pretrained(self, parts: Iterable[str]) -> None:
+        """``parts``: ``encoder`` (with the CTC output layer, if any) and/or ``decoder``, started from a CTC model
+        and a token LM (PRETRANS); ``transducer.pretrained_warmup`` says how the warm-up treats them."""
+        unknown = set(parts) - {"encoder", "decoder"}
+        if unknown:
+            raise ValueError(f"pretrained parts must be encoder or decoder, got {sorted(unknown)}")
+        self.pretrained_parts = frozenset(parts)
+
     def training_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig,
                             batch_index: int) -> Dict[str, torch.Tensor]:
         """``transducer``, icefall's recipe: ``simple_loss_scale`` x simple loss + s x pruned loss, where s is 0
@@ -130,25 +145,53 @@ class Transducer(AcousticModel):
         has learnt something), 0.1 for as many more, then 1; with ``loss: full``, the full transducer loss alone.
         ``ctc`` (with a CTC output layer): ``ctc_loss_scale`` x the CTC loss of that layer on the encoder output.
 
+        A model with pretrained parts (:meth:`mark_pretrained`) warms up as ``pretrained_warmup`` says: freeze,
+        those parts get no gradient during the first ``warmup_batches`` batches (s = 0), where the simple loss's
+        randomly initialised projections would be all they learn through, while the projections learn to read
+        them; skip, no warm-up (s = 1 from the start); train, the warm-up of a model trained from scratch.
+
         loss_options: the config's ``transducer`` section (loss, prune_range, am_scale, lm_scale,
-        simple_loss_scale, warmup_batches, ctc_loss_scale).
+        simple_loss_scale, warmup_batches, pretrained_warmup, ctc_loss_scale).
         """
         t = loss_options
-        encoder_out, encoder_lens = self.encoder(batch["features"], batch["feature_lens"])
+        warmup = 0 if self.pretrained_parts and t.pretrained_warmup == "skip" else t.warmup_batches
+        # the batches where the pruned loss is off, and the simple loss's random projections alone would train them
+        projections_only = t.loss != "full" and batch_index < warmup
+        frozen = self.pretrained_parts if projections_only and t.pretrained_warmup == "freeze" else frozenset()
+        with torch.no_grad() if "encoder" in frozen else nullcontext():
+            encoder_out, encoder_lens = self.encoder(batch["features"], batch["feature_lens"])
         simple, transducer_loss = self.encoded_losses(encoder_out, encoder_lens, batch["targets"],
                                                       batch["target_lens"], prune_range=t.prune_range,
-                                                      am_scale=t.am_scale, lm_scale=t.lm_scale, loss=t.loss)
+                                                      am_scale=t.am_scale, lm_scale=t.lm_scale, loss=t.loss,
+                                                      decoder_frozen="decoder" in frozen)
         if t.loss != "full":
-            warmup = t.warmup_batches
             pruned_scale = 0.0 if batch_index < warmup else 0.1 if batch_index < 2 * warmup else 1.0
             transducer_loss = t.simple_loss_scale * simple + pruned_scale * transducer_loss
+        with torch.no_grad() if "encoder" in frozen else nullcontext():  # the CTC layer came with the encoder
+            return {"transducer": transducer_loss, **self._ctc_term(encoder_out, encoder_lens, batch, t)}
+
+    def dev_loss_terms(self, batch: Mapping[str, torch.Tensor], loss_options: TransducerConfig
+                       ) -> Dict[str, torch.Tensor]:
+        """``transducer``: the exact transducer loss, -log p(y | x) summed over the batch (the full RNN-T loss,
+        whichever loss trains: the pruned one is a bound that depends on the pruning); ``ctc`` as in
+        :meth:`training_loss_terms`. The full loss's (N, T', U + 1, V) lattice is affordable on a dev set."""
+        encoder_out, encoder_lens = self.encoder(batch["features"], batch["feature_lens"])
+        t = loss_options
+        _, transducer_loss = self.encoded_losses(encoder_out, encoder_lens, batch["targets"], batch["target_lens"],
+                                                 prune_range=t.prune_range, am_scale=t.am_scale,
+                                                 lm_scale=t.lm_scale, loss="full")
+        return {"transducer": transducer_loss, **self._ctc_term(encoder_out, encoder_lens, batch, t)}
+
+    def _ctc_term(self, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, batch: Mapping[str, torch.Tensor],
+                  loss_options: TransducerConfig) -> Dict[str, torch.Tensor]:
+        """``{"ctc": ctc_loss_scale x the CTC loss of the CTC output layer}``, or nothing without that layer."""
         if self.ctc_output is None:
-            return {"transducer": transducer_loss}
+            return {}
         with torch.autocast(encoder_out.device.type, enabled=False):  # float32, as the transducer losses
             log_probs = self.ctc_output(encoder_out.float()).log_softmax(dim=-1)
             ctc_loss = nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], encoder_lens,
                                               batch["target_lens"], blank=self.decoder.blank_id, reduction="sum")
-        return {"transducer": transducer_loss, "ctc": t.ctc_loss_scale * ctc_loss}
+        return {"ctc": loss_options.ctc_loss_scale * ctc_loss}
 
     def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
                ) -> List[List[int]]:

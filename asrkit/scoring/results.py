@@ -15,11 +15,14 @@ KEY_COLUMNS: Tuple[str, ...] = ("model", "decoding")
 #: Number formats by column; other floats get ``DEFAULT_FLOAT_FORMAT``, other values ``str``.
 COLUMN_FORMATS: Dict[str, str] = {"params": ",", "RTF": ".3g"}
 DEFAULT_FLOAT_FORMAT = ".2f"
+#: The column holding a model's result: in the row of the decoding chosen on dev, that row's test error rate.
+RESULT_COLUMN = "result"
 DEFAULT_HEADER = (
     "# Results\n\n"
     "One row per (model, decoding); error rates in percent with ins/del/sub counts, RTF = decoding time / "
-    "audio duration. Rows are written by the recipes (asrkit.scoring.results.update_results_table); text outside "
-    "the table is kept.\n"
+    "audio duration. Each model's result is the test error rate of its decoding of lowest dev error rate (the "
+    f"`{RESULT_COLUMN}` column; chosen on dev, never on test). Rows are written by the recipes "
+    "(asrkit.scoring.results.update_results_table); text outside the table is kept.\n"
 )
 
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
@@ -70,6 +73,44 @@ def remove_model_rows(path: Union[str, Path], model: str) -> int:
         with atomic_output(path) as tmp:
             tmp.write_text("".join(line + "\n" for line in before + _render(columns, kept) + after))
     return len(rows) - len(kept)
+
+
+def choose_on_dev(rows: Sequence[Dict[str, str]], metric: str) -> Dict[str, Dict[str, str]]:
+    """Each model's row of lowest dev ``metric`` (the first of equals, in table order), among the rows with a
+    dev and a test value: model -> row. The test set plays no part in the choice."""
+    chosen: Dict[str, Dict[str, str]] = {}
+    for row in rows:
+        dev, test = row.get(f"dev {metric}", ""), row.get(f"test {metric}", "")
+        if not dev or not test:
+            continue
+        best = chosen.get(row["model"])
+        if best is None or float(dev) < float(best[f"dev {metric}"]):
+            chosen[row["model"]] = row
+    return chosen
+
+
+def mark_results(path: Union[str, Path], metric: str) -> Dict[str, Tuple[str, str]]:
+    """Fill the :data:`RESULT_COLUMN` of the results table at ``path``: each model's test ``metric`` in the row
+    of its decoding chosen on dev (:func:`choose_on_dev`), empty in its other rows. Returns model ->
+    (decoding, test value); the table is left alone when no row has both dev and test values."""
+    path = Path(path)
+    before, columns, rows, after = _parse(path.read_text())
+    chosen = choose_on_dev(rows, metric)
+    if not chosen:
+        return {}
+    for row in rows:
+        row[RESULT_COLUMN] = row[f"test {metric}"] if chosen.get(row["model"]) is row else ""
+    others = [column for column in columns if column != RESULT_COLUMN]
+    columns = others[:len(KEY_COLUMNS)] + [RESULT_COLUMN] + others[len(KEY_COLUMNS):]  # beside model, decoding
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in before + _render(columns, rows) + after))
+    return {model: (row["decoding"], row[f"test {metric}"]) for model, row in chosen.items()}
+
+
+def read_results(path: Union[str, Path]) -> Dict[str, Tuple[str, str]]:
+    """The models' results marked in the table at ``path`` (:func:`mark_results`): model -> (decoding, value)."""
+    _, _, rows, _ = _parse(Path(path).read_text())
+    return {row["model"]: (row["decoding"], row[RESULT_COLUMN]) for row in rows if row.get(RESULT_COLUMN)}
 
 
 def _format_value(column: str, value: object) -> str:

@@ -21,7 +21,7 @@ from asrkit.training.checkpoint import load_checkpoint
 from asrkit.decoding.decode import read_hyps
 from asrkit.io import atomic_output
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
-from asrkit.scoring.results import remove_model_rows, update_results_table
+from asrkit.scoring.results import mark_results, remove_model_rows, update_results_table
 from asrkit.scoring.error_rates import DELETION, INSERTION, confusion_matrix, format_totals, score_utterances, write_report
 from asrkit.data.units import Units, units_from_state
 from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, RECIPE_MODELS
@@ -69,7 +69,9 @@ def score_split(cuts_path: Path, hyps_path: Path, units: Units, title: str, repo
 
 def write_results(summaries: List[Dict], results_path: Path) -> None:
     """One RESULTS.md row per (model, decoding): dev and test error rates in each metric (and the held-out
-    set's, when it was decoded), the first metric's test error counts, and the real-time factor."""
+    set's, when it was decoded), the first metric's test error counts, and the real-time factor; each model's
+    result, the test error rate of its decoding of lowest dev error rate in the first metric, marked in the
+    ``result`` column (:func:`~asrkit.scoring.results.mark_results`)."""
     metrics = list(dict.fromkeys(m for s in summaries for m in s["metrics"]))
     splits = [split for split in ("dev", "test", "heldout") if any(s["split"] == split for s in summaries)]
     columns = ["model", "decoding"] + [f"{split} {m}" for m in metrics for split in splits] + RESULTS_TAIL
@@ -82,6 +84,7 @@ def write_results(summaries: List[Dict], results_path: Path) -> None:
             row.update({"ins": s["ins"], "del": s["del"], "sub": s["sub"], "RTF": s["RTF"]})
     for row in rows.values():
         update_results_table(results_path, {k: v for k, v in row.items() if v is not None}, columns=columns)
+    mark_results(results_path, metrics[0])  # each model's result: its decoding chosen on dev
     logging.info(f"{len(rows)} result rows -> {results_path}:\n\n{results_path.read_text()}")
 
 

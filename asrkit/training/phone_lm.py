@@ -5,8 +5,9 @@ pieces) of each training utterance and predicts the next token, then blank as th
 paper's name, phone LM, which it is for TIMIT. Each epoch reports the dev perplexity; the
 weights with the lowest are kept as ``<exp-dir>/model.pt``, which the PRETRANS stage loads.
 
-``phone_lm.schedule: paper`` trains it as Graves et al. 2013 do: without weight noise until the dev perplexity
-(the log-probability) has not improved for ``patience`` epochs, then from the best of those epochs with a fresh
+``phone_lm.optimizer: sgd`` and ``init: uniform`` are the paper's SGD with momentum and initial weights uniform
+in [-0.1, 0.1]. ``phone_lm.schedule: paper`` trains it as Graves et al. 2013 do: without weight noise until the
+dev perplexity (the log-probability) has not improved for ``patience`` epochs, then from the best of those epochs with a fresh
 optimiser and Gaussian weight noise, drawn once per transcript (as :mod:`asrkit.training.train` draws it once
 per utterance), until it stalls again; ``model.pt`` is the noise phase's best. The phases and their ends are
 :mod:`asrkit.training.schedule`'s (:func:`~asrkit.training.schedule.next_phase`). The stage is minutes long and does
@@ -33,8 +34,8 @@ from asrkit.config import PhoneLmConfig, TransducerConfig, UnitsConfig
 from asrkit.data.dataset import token_ids
 from asrkit.model.registry import build_decoder
 from asrkit.training.checkpoint import save_checkpoint
-from asrkit.training.schedule import DONE, FIXED, NOISELESS, NOISY, best_record, next_phase
-from asrkit.training.weight_noise import add_weight_noise, noise_generator, remove_weight_noise
+from asrkit.training.schedule import DONE, FIXED, NOISELESS, NOISY, best_record, make_optimizer, next_phase
+from asrkit.training.weight_noise import add_weight_noise, initialise_uniformly, noise_generator, remove_weight_noise
 from asrkit.io import atomic_output
 from asrkit.data.lang import TokenTable
 from asrkit.model.decoder import Decoder
@@ -78,7 +79,9 @@ def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir:
     dev_set = token_sequences(dev_cuts, tokens, units)
     torch.manual_seed(seed)
     decoder = build_decoder(asdict(transducer), len(tokens))
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=lm.lr)
+    if lm.init == "uniform":
+        initialise_uniformly(decoder)
+    optimizer = make_optimizer(decoder, lm)  # the training's optimisers, from the phone_lm section's settings
     logging.info(f"token LM on {len(train_set)} training transcripts ({sum(map(len, train_set))} tokens); "
                  f"dev perplexity before training {perplexity(decoder, dev_set, lm.batch_size):.1f}")
     sizes = {key: value for key, value in asdict(transducer).items() if key in TransducerConfig.DECODER_KEYS}
@@ -88,7 +91,7 @@ def train_phone_lm(train_cuts: Path, dev_cuts: Path, tokens_path: Path, exp_dir:
         noisy = phase == NOISY
         if noisy and not any(h["phase"] == NOISY for h in history):
             decoder.load_state_dict(best_weights)
-            optimizer = torch.optim.Adam(decoder.parameters(), lr=lm.lr)  # no moments carried over
+            optimizer = make_optimizer(decoder, lm)  # no momentum carried over
             logging.info(f"epoch {epoch}: restarting from the noiseless best with a fresh optimiser and weight "
                          f"noise {lm.weight_noise_std}")
         for y, y_lens, indices in progress_bar(batches(train_set, lm.batch_size, seed + epoch),

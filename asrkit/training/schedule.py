@@ -67,10 +67,12 @@ def restarts_from_best(training: TrainingConfig, history: List[Dict[str, Any]], 
     return phase == NOISY and any(h["phase"] == NOISELESS for h in history) \
         and not any(h["phase"] == NOISY for h in history)
 
-def make_optimizer(model: torch.nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, training: Union[TrainingConfig, PhoneLmConfig]) -> torch.optim.Optimizer:
+    """The optimiser of a training's (or the phone LM's) settings: SGD with momentum, or Adam."""
     if training.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
     return torch.optim.Adam(model.parameters(), lr=training.lr)
+
 
 class LrSchedule:
     """The lr of an optimiser from epoch to epoch: ``lr_decay`` every epoch, and, with ``lr_schedule: plateau``,

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,14 +89,15 @@ class TrainingSetup:
 
 def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, transducer: TransducerConfig,
              device: torch.device) -> Dict[str, Any]:
-    """Mean loss per utterance (as trained after warm-up; and of each of its terms, if it has several) and the
-    greedy error rate in the units' first metric: PER on 39 folded phones, or WER on the words the pieces make."""
+    """Mean dev loss per utterance (the model's :meth:`~AcousticModel.dev_loss_terms`: minus the log-probability
+    of the targets; and each of its terms, if it has several) and the greedy error rate in the units' first
+    metric: PER on 39 folded phones, or WER on the words the pieces make."""
     model.eval()
     term_totals: Dict[str, float] = {}
     count, refs, hyps = 0, {}, {}
     with torch.no_grad():
         for batch in map(lambda b: to_device(b, device), loader):
-            for name, term in model.training_loss_terms(batch, transducer, batch_index=sys.maxsize).items():
+            for name, term in model.dev_loss_terms(batch, transducer).items():
                 term_totals[name] = term_totals.get(name, 0.0) + term.item()
             count += len(batch["cut_ids"])
             greedy = model.search("greedy", 1, batch["features"], batch["feature_lens"])
@@ -362,6 +362,7 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     if training.init == "uniform":
         initialise_uniformly(model)
     initialise(model, setup.init)
+    model.mark_pretrained(setup.init)  # the transducer's warm-up spares them (transducer.pretrained_warmup)
     train_set, dev_set = (feasible_cuts(cuts, name, model, setup.transducer, tokens, units,
                                         training.max_infeasible_fraction)
                           for cuts, name in ((train_set, "train"), (dev_set, "dev")))

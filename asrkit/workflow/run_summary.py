@@ -1,4 +1,5 @@
-"""What a recipe run did, printed when it ends: the time of each stage, read from Snakemake's log, and RESULTS.md.
+"""What a recipe run did, printed when it ends: the time of each stage, read from Snakemake's log, RESULTS.md and
+each model's result (its decoding chosen on dev).
 
 Snakemake logs a job's start (``[date]`` then ``rule <name>:`` ... ``jobid: N``) and its end (``[date]`` then
 ``Finished jobid: N``); the stage of a rule comes from :data:`asrkit.workflow.stages.STAGES`. Jobs of one stage
@@ -10,8 +11,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from asrkit.scoring.results import read_results
 from asrkit.workflow.stages import RECIPE_MODELS, STAGES
 
 _TIMESTAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
@@ -82,3 +84,13 @@ def print_summary(snakemake_logs: Sequence[Union[str, Path]], results: Union[str
             print(f"\nStage times of this run (from {snakemake_log}):\n\n{table}")
     if Path(results).exists():
         print(f"{results}:\n\n{Path(results).read_text()}")
+        print(results_summary(read_results(results)))
+
+
+def results_summary(chosen: Dict[str, Tuple[str, str]]) -> str:
+    """The lines that close a run: each model's result, the test error rate of its decoding chosen on dev."""
+    if not chosen:
+        return ""
+    lines = [f"  {model}: {value} ({decoding})" for model, (decoding, value) in chosen.items()]
+    return ("Each model's result, test error rate of the decoding of lowest dev error rate (chosen on dev; "
+            "Graves et al. 2013 compare at beam 100):\n" + "\n".join(lines) + "\n")

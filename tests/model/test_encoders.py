@@ -64,7 +64,36 @@ def test_new_encoders_carry_ctc_and_transducers(name, output_dim):
             assert len(model.eval().search("greedy", 1, x, lens)) == len(LENGTHS)
 
 
-@pytest.mark.parametrize("name", ["tanh_rnn", "lstm"])
-def test_peephole_is_refused_where_there_is_none(name):
-    with pytest.raises(ValueError, match="only the blstm encoder has peephole connections"):
-        build_encoder({**encoder_options(name, 1), "peephole": True}, INPUT_DIM)
+def test_peephole_is_refused_where_there_is_none():
+    with pytest.raises(ValueError, match="only the blstm and lstm encoders have peephole connections"):
+        build_encoder({**encoder_options("tanh_rnn", 1), "peephole": True}, INPUT_DIM)
+
+
+@pytest.mark.parametrize("stack_frames", [1, 3])
+def test_unidirectional_lstm_with_peepholes(stack_frames):
+    """The lstm encoder with peepholes: the paper's peephole LSTM, forward only. With its peephole weights
+    zero it is torch's LSTM of the same weights; each utterance of a padded batch gets its own output; and
+    it scripts."""
+    torch.manual_seed(0)
+    options = encoder_options("lstm", stack_frames)
+    plain = build_encoder(options, INPUT_DIM).eval()
+    peephole = build_encoder({**options, "peephole": True}, INPUT_DIM).eval()
+    assert peephole.output_dim == plain.output_dim == 6
+    with torch.no_grad():
+        for k, layer in enumerate(peephole.lstm.layers):
+            assert layer.peephole.shape == (1, 3, 6) and layer.peephole.abs().sum() > 0  # trained, not zero
+            layer.weight_ih[0] = getattr(plain.rnn, f"weight_ih_l{k}")
+            layer.weight_hh[0] = getattr(plain.rnn, f"weight_hh_l{k}")
+            layer.bias[0] = getattr(plain.rnn, f"bias_ih_l{k}") + getattr(plain.rnn, f"bias_hh_l{k}")
+        with_peepholes, _ = peephole(*padded_batch(padding_value=0.0))
+        for layer in peephole.lstm.layers:
+            layer.peephole.zero_()
+        x, lens = padded_batch(padding_value=1e3)
+        out, out_lens = peephole(x, lens)
+        torch.testing.assert_close(out, plain(x, lens)[0], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(with_peepholes, out)  # the peepholes do something
+        for n, length in enumerate(LENGTHS):
+            alone, _ = peephole(x[n : n + 1, :length], lens[n : n + 1])
+            torch.testing.assert_close(out[n, : out_lens[n]], alone[0], rtol=1e-5, atol=1e-6)
+        scripted = torch.jit.script(peephole)
+        torch.testing.assert_close(scripted(x, lens)[0], out)

@@ -5,6 +5,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from snakemake.utils import update_config, validate
 
@@ -63,3 +64,54 @@ def test_row_has_the_papers_number_of_weights(row):
         options.update({k: v for k, v in config["transducer"].items() if k in NETWORK_KEYS})
     weights = sum(p.numel() for p in build_model(options, INPUT_DIM, vocab_size).parameters())
     assert weights / 1e6 == pytest.approx(TABLE_1[row], rel=0.05), f"{row}: {weights:,} weights"
+
+
+#: row -> (encoder name, bidirectional, recurrent units): the paper's network of each row
+ENCODERS = {"ctc_3l_500h_tanh": ("tanh_rnn", True, "tanh"), "ctc_3l_421h_uni": ("lstm", False, "lstm"),
+            **{row: ("blstm", True, "lstm") for row in TABLE_1
+               if row not in ("ctc_3l_500h_tanh", "ctc_3l_421h_uni")}}
+
+
+def built_encoder(config: dict):
+    vocab_size = len([BLANK] + phone_set(config["units"]["phone_set"]))
+    (name,) = config["models"]
+    options = {**copy.deepcopy(config["model"]), "type": RECIPE_MODELS[name].type}
+    if options["type"] == "transducer":
+        options.update({k: v for k, v in config["transducer"].items() if k in NETWORK_KEYS})
+    return build_model(options, INPUT_DIM, vocab_size).encoder
+
+
+@pytest.mark.parametrize("row", list(TABLE_1))
+def test_row_has_the_papers_encoder_and_direction(row):
+    """The encoder of the row's name: its type, both directions or forward only, LSTM or tanh units, and the
+    row's layers and cells (the output is 2 x cells when bidirectional)."""
+    config = row_config(row)
+    name, bidirectional, units = ENCODERS[row]
+    layers, cells = (int(part[:-1]) for part in row.split("_")[1:3])  # e.g. ctc_3l_421h_uni: 3, 421
+    assert (config["model"]["encoder"], config["model"]["num_layers"], config["model"]["hidden_size"]) == \
+        (name, layers, cells)
+    encoder = built_encoder(config)
+    assert encoder.output_dim == (2 if bidirectional else 1) * cells and encoder.stack_frames == 1
+    recurrent = [m for m in encoder.modules() if isinstance(m, torch.nn.RNNBase)]
+    if units == "tanh":
+        assert [(type(m), m.nonlinearity, m.bidirectional, m.num_layers) for m in recurrent] == \
+            [(torch.nn.RNN, "tanh", True, layers)]
+    elif config["model"]["peephole"]:
+        directions = [layer.weight_ih.size(0) for layer in encoder.lstm.layers]  # the peephole LSTM's layers
+        assert not recurrent and directions == [2 if bidirectional else 1] * layers
+    else:
+        assert [(isinstance(m, torch.nn.LSTM), m.bidirectional, m.num_layers) for m in recurrent] == \
+            [(True, bidirectional, layers)]
+
+
+@pytest.mark.parametrize("row", list(TABLE_1))
+def test_row_trains_on_the_papers_schedule_and_the_tanh_row_without_noise(row):
+    """The paper's schedule, uniform init and SGD; weight noise 0.075, but none for CTC-3L-500H-TANH (the paper
+    found it did not learn with noise); the transducer rows train the full (exact) transducer loss."""
+    training = row_config(row)["training"]
+    assert (training["schedule"], training["init"], training["optimizer"], training["grad_clip"]) == \
+        ("paper", "uniform", "sgd", 0)
+    assert training["weight_noise_std"] == (0.0 if row == "ctc_3l_500h_tanh" else 0.075)
+    if row.startswith(("trans", "pretrans")):
+        assert row_config(row)["transducer"]["loss"] == "full"
+    assert yaml.safe_load((RECIPE / "config.yaml").read_text())["transducer"]["loss"] == "pruned"

@@ -13,8 +13,9 @@ from asrkit.data.units import PhoneUnits
 from asrkit.decoding.decode import write_hyps
 from asrkit.scoring.score import score_split
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
-from asrkit.scoring.results import update_results_table
+from asrkit.scoring.results import read_results, update_results_table
 from asrkit.scoring.score import write_results
+from asrkit.workflow.run_summary import results_summary
 from asrkit.scoring.error_rates import (
     DELETION,
     EPS,
@@ -226,12 +227,34 @@ def test_results_have_a_heldout_column_only_when_the_heldout_set_is_scored(tmp_p
     write_results(standard, tmp_path / "standard.md")
     header, _, row = [line for line in (tmp_path / "standard.md").read_text().splitlines() if line.startswith("|")]
     assert [cell.strip() for cell in header.strip("|").split("|")] == [
-        "model", "decoding", "dev PER", "test PER", "ins", "del", "sub", "params", "epochs", "RTF"]
+        "model", "decoding", "result", "dev PER", "test PER", "ins", "del", "sub", "params", "epochs", "RTF"]
     write_results([_summary("heldout", 35.5, 9), *standard], tmp_path / "heldout.md")
     header, _, row = [line for line in (tmp_path / "heldout.md").read_text().splitlines() if line.startswith("|")]
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
-    assert list(cells)[:5] == ["model", "decoding", "dev PER", "test PER", "heldout PER"]
+    assert list(cells)[:6] == ["model", "decoding", "result", "dev PER", "test PER", "heldout PER"]
     assert (cells["dev PER"], cells["test PER"], cells["heldout PER"], cells["ins"]) == ("20.00", "21.00", "35.50", "4")
+
+
+def test_each_models_result_is_its_decoding_chosen_on_dev(tmp_path):
+    """The result column holds, per model, the test PER of the decoding of lowest dev PER: not the lowest test
+    PER (choosing on test), and a rewrite of some rows chooses again over all of them."""
+    def decoding(model, name, dev, test):
+        return [{**_summary("dev", dev, 0), "model": model, "decoding": name},
+                {**_summary("test", test, 0), "model": model, "decoding": name}]
+
+    path = tmp_path / "RESULTS.md"
+    write_results([*decoding("CTC", "greedy", 14.0, 10.0), *decoding("CTC", "prefix beam 10", 13.0, 11.0),
+                   *decoding("TRANS", "greedy", 12.0, 12.5), *decoding("TRANS", "beam 100", 12.0, 9.0),
+                   *decoding("TRANS", "beam 4", 12.5, 8.0)], path)
+    marked = {(row[0], row[1]): row[2] for row in _table_rows(path) if row[2]}  # model, decoding, result
+    assert marked == {
+        ("CTC", "prefix beam 10"): "11.00",  # dev 13 < 14, though greedy's test PER is lower
+        ("TRANS", "beam 100"): "9.00"}  # dev ties at 12: the first listed (natural order: beam 100 < greedy)
+    assert read_results(path) == {"CTC": ("prefix beam 10", "11.00"), "TRANS": ("beam 100", "9.00")}
+    write_results(decoding("CTC", "greedy", 12.9, 10.0), path)  # greedy redecoded, now better on dev
+    assert read_results(path)["CTC"] == ("greedy", "10.00")
+    assert [row[:3] for row in _table_rows(path) if row[0] == "CTC" and row[2]] == [["CTC", "greedy", "10.00"]]
+    assert "chosen on dev" in results_summary(read_results(path))
 
 
 def test_plots_write_png_files(report, tmp_path):

@@ -109,7 +109,93 @@ def test_the_restart_has_a_fresh_optimiser(straight, skeleton):
     step_count = lambda optimizer: {int(state["step"]) for state in optimizer.state.values()}
     assert step_count(first) == {steps_in(skeleton, noiseless)}
     assert step_count(second) == {steps_in(skeleton, noisy)}
-    assert history[len(noiseless)]["lr"] == OPTIONS["training"]["lr"]
+
+
+#: the paper's optimiser, SGD with momentum, and an lr that halves every epoch: a restart that kept the
+#: noiseless phase's lr schedule or momentum would show. At most 2 epochs a phase.
+SGD_OPTIONS = {**OPTIONS, "training": {**OPTIONS["training"], "optimizer": "sgd", "momentum": 0.9, "lr": 0.05,
+                                       "lr_decay": 0.5, "num_epochs": 2}}
+
+
+@pytest.fixture(scope="module")
+def sgd_run(skeleton, tmp_path_factory):
+    """A paper-schedule run with SGD, recording at each optimiser step whether the optimiser held momentum and
+    whether the weights were those without noise (the copy the last noise draw saved)."""
+    steps, noise = [], {"model": None, "saved": None}
+    add_noise, make_optimizer = weight_noise_module.add_weight_noise, train_module.make_optimizer
+
+    def spy_noise(model, std, generator):
+        saved = add_noise(model, std, generator)
+        noise.update(model=model, saved=saved)
+        return saved
+
+    def spy_optimizer(model, training):
+        optimizer = make_optimizer(model, training)
+
+        def before_step(optimizer, args, kwargs):
+            weights = [p.detach().clone() for p in model.parameters()]
+            steps.append({"optimizer": optimizer, "noisy": noise["saved"] is not None,
+                          "momentum": any("momentum_buffer" in state for state in optimizer.state.values()),
+                          "noiseless_weights": noise["saved"] is not None and len(weights) == len(noise["saved"])
+                          and all(torch.equal(w, s) for w, s in zip(weights, noise["saved"]))})
+
+        optimizer.register_step_pre_hook(before_step)
+        return optimizer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(weight_noise_module, "add_weight_noise", spy_noise)
+        patch.setattr(train_module, "make_optimizer", spy_optimizer)
+        history = run(skeleton, tmp_path_factory.mktemp("sgd"), SGD_OPTIONS)
+    return {"history": history, "steps": steps}
+
+
+def test_the_restart_starts_the_lr_schedule_afresh(sgd_run):
+    history, lr = sgd_run["history"], SGD_OPTIONS["training"]["lr"]
+    noiseless = [h for h in history if h["phase"] == NOISELESS]
+    assert [h["lr"] for h in noiseless] == [lr * 0.5 ** k for k in range(len(noiseless))]
+    assert len(noiseless) == 2  # so the lr had decayed: a restart that kept the schedule would go on at lr / 4
+    noisy = history[len(noiseless):]
+    assert noisy and [h["lr"] for h in noisy] == [lr * 0.5 ** k for k in range(len(noisy))]
+
+
+def test_the_restart_empties_sgds_momentum(sgd_run):
+    """The noise phase's first step is taken by a new optimiser, without momentum; the noiseless phase's last
+    steps had momentum (so keeping that optimiser would show)."""
+    steps = sgd_run["steps"]
+    first_noisy = next(i for i, step in enumerate(steps) if step["noisy"])
+    assert steps[first_noisy - 1]["momentum"] and not steps[first_noisy]["momentum"]
+    assert steps[first_noisy]["optimizer"] is not steps[first_noisy - 1]["optimizer"]
+    assert all(step["optimizer"] is steps[first_noisy]["optimizer"] for step in steps[first_noisy:])
+
+
+def test_the_weights_are_restored_exactly_before_each_step(sgd_run):
+    """In the noise phase every optimiser step sees the weights without noise, bit for bit: the update is the
+    noisy gradient applied to the clean weights."""
+    noisy = [step for step in sgd_run["steps"] if step["noisy"]]
+    assert noisy and all(step["noiseless_weights"] for step in noisy)
+
+
+def test_weight_noise_has_the_configured_std_on_every_parameter_and_is_removed_exactly():
+    """Gaussian noise of std sigma on every parameter (weights, biases, peepholes, embeddings: the paper puts
+    noise on all the network's weights, and a bias is the weight of a constant input), none on buffers; the
+    weights come back bit for bit. The same seed draws the same noise."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(300, 400), torch.nn.Embedding(10, 300))
+    model.register_buffer("counter", torch.zeros(5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    saved = weight_noise_module.add_weight_noise(model, 0.075, weight_noise_module.noise_generator(1, 2, "utt"))
+    noise = {k: v - before[k] for k, v in model.state_dict().items()}
+    assert not noise["counter"].any()
+    for name, _ in model.named_parameters():
+        assert (noise[name] != 0).all(), name
+    everything = torch.cat([noise[name].flatten() for name, _ in model.named_parameters()])
+    assert everything.std().item() == pytest.approx(0.075, rel=0.01) and abs(everything.mean().item()) < 1e-3
+    weight_noise_module.remove_weight_noise(model, saved)
+    for name, weights in model.state_dict().items():
+        assert torch.equal(weights, before[name]), name
+    again = weight_noise_module.add_weight_noise(model, 0.075, weight_noise_module.noise_generator(1, 2, "utt"))
+    assert all(torch.equal(model.state_dict()[k] - before[k], noise[k]) for k in before)
+    weight_noise_module.remove_weight_noise(model, again)
 
 
 @pytest.mark.parametrize("where", ["noiseless, mid-epoch", "at the switch", "noisy, mid-epoch"])
@@ -171,15 +257,29 @@ def test_the_phone_lm_trains_through_both_phases(skeleton, tmp_path):
     the noiseless best with a fresh optimiser; model.pt is the noise phase's best."""
     import asrkit.training.phone_lm as phone_lm
     draws, noise = [], phone_lm.add_weight_noise
+    optimizers, make_optimizer = [], phone_lm.make_optimizer
+    initialised, initialise = [], phone_lm.initialise_uniformly
 
     def spy_noise(model, std, generator):
         draws.append(generator.initial_seed())
         return noise(model, std, generator)
 
+    def spy_optimizer(model, settings):
+        optimizers.append(make_optimizer(model, settings))
+        return optimizers[-1]
+
+    def spy_initialise(model):
+        initialise(model)
+        initialised.append(torch.cat([p.flatten() for p in model.parameters()]))
+
+    # the paper's settings (config.yaml's): SGD with momentum, uniform initial weights
     lm = PhoneLmConfig.from_dict({"schedule": "paper", "num_epochs": 3, "patience": 1, "batch_size": 8,
-                                  "lr": 0.05, "weight_noise_std": 0.05})
+                                  "optimizer": "sgd", "momentum": 0.9, "init": "uniform", "lr": 0.5,
+                                  "weight_noise_std": 0.05})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(phone_lm, "add_weight_noise", spy_noise)
+        patch.setattr(phone_lm, "make_optimizer", spy_optimizer)
+        patch.setattr(phone_lm, "initialise_uniformly", spy_initialise)
         phone_lm.train_phone_lm(skeleton / "features/cuts_train.jsonl.gz", skeleton / "features/cuts_dev.jsonl.gz",
                                 skeleton / "lang/tokens.txt", tmp_path, 1, UnitsConfig.from_dict(UNITS),
                                 TransducerConfig.from_dict({"decoder_embedding_dim": 8, "decoder_hidden_size": 8}), lm)
@@ -190,6 +290,11 @@ def test_the_phone_lm_trains_through_both_phases(skeleton, tmp_path):
     assert len(draws) == 32 * len(noisy) == len(set(draws))
     best = min(noisy, key=lambda h: h["dev_perplexity"])
     assert load_checkpoint(tmp_path / "model.pt")["epoch"] == best["epoch"]
+    (weights,) = initialised
+    assert weights.abs().max() <= 0.1 and abs(weights.std() - 0.1 / 3 ** 0.5) < 0.01
+    # two SGD optimisers with momentum: the second made at the restart
+    assert [(type(o).__name__, o.defaults["momentum"], o.defaults["lr"]) for o in optimizers] == \
+        [("SGD", 0.9, 0.5)] * 2
 
 
 def test_pretrans_trains_with_noise_from_the_start():
