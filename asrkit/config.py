@@ -217,6 +217,12 @@ class PhoneLmConfig(Section):
 
 
 @dataclass(frozen=True)
+class NgramLmConfig(Section):
+    KEY: ClassVar[str] = "ngram_lm"
+    order: int
+
+
+@dataclass(frozen=True)
 class TrainingConfig(Section):
     KEY: ClassVar[str] = "training"
     #: how a run trains, not what it trains (resuming is exact, so they cannot change the model): left out of
@@ -265,6 +271,9 @@ class DecodingConfig(Section):
     beams: Tuple[int, ...]
     avg: int
     splits: Tuple[str, ...]
+    lm: Tuple[str, ...]
+    lm_weight: Tuple[float, ...]
+    lm_bonus: Tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -287,6 +296,7 @@ class Config:
     model: ModelConfig
     transducer: TransducerConfig
     phone_lm: PhoneLmConfig
+    ngram_lm: NgramLmConfig
     training: TrainingConfig
     decoding: DecodingConfig
 
