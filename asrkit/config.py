@@ -17,7 +17,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 import jsonschema
 import yaml
@@ -259,8 +259,14 @@ class TrainingConfig(Section):
     num_threads: Optional[int]
     num_processes: int
     accumulate_batches: int
-    amp: bool
+    amp: Union[bool, str]
     max_infeasible_fraction: float
+
+    @property
+    def amp_dtype(self) -> Optional[str]:
+        """The autocast dtype that ``amp`` asks for: None (float32), "float16" (also ``amp: true``) or
+        "bfloat16"."""
+        return "float16" if self.amp is True else self.amp or None
 
 
 @dataclass(frozen=True)
@@ -337,6 +343,8 @@ def load_config_file(path: Path) -> Config:
 
 def _flag_type(hint: Any) -> Tuple[Any, bool]:
     """(argparse type of one value, whether the flag takes a list) for a field's annotation."""
+    if hint == Union[bool, str]:  # true/false or a word (training.amp)
+        return _parse_bool_or_word, False
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
         hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
     if typing.get_origin(hint) is tuple:
@@ -348,6 +356,10 @@ def _parse_bool(text: str) -> bool:
     if text.lower() not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return text.lower() == "true"
+
+
+def _parse_bool_or_word(text: str) -> Union[bool, str]:
+    return _parse_bool(text) if text.lower() in ("true", "false") else text
 
 
 def _flag_text(value: Any) -> str:

@@ -16,4 +16,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ValueError("device 'cuda': torch finds no CUDA GPU here (use device: auto or cpu)")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if local_rank >= torch.cuda.device_count():
+        # two processes on one GPU: nccl stops them later with an error that does not say so
+        raise ValueError(f"device 'cuda': this is training process {local_rank} on this machine (LOCAL_RANK), "
+                         f"and torch sees {torch.cuda.device_count()} GPU(s): one process per GPU (lower "
+                         f"training.num_processes to at most {torch.cuda.device_count()}, or check CUDA_VISIBLE_DEVICES)")
+    return torch.device("cuda", local_rank)

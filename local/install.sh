@@ -35,10 +35,22 @@ if [ -n "$BUNDLE" ]; then
   BUNDLE=$(cd "$BUNDLE" && pwd)
 fi
 
-# Nothing to do when this venv was set up by this very installer, for these files and this mode.
+# Nothing to do when this venv was set up by this very installer, for these files and this mode, and over the
+# torch it has now: kaldifeat and fast_rnnt are built against one torch (with ASRKIT_TORCH=system, the system's
+# may change under the venv) and fail to import beside another.
 STAMP="$VENV/.asrkit-installed"
-fingerprint=$( (cat local/install.sh pyproject.toml local/constraints.txt; echo "$TORCH_MODE ${ASRKIT_CUDA_ARCHS:-}") \
-  | sha256sum | cut -d' ' -f1)
+fingerprint() {  # what the stamp holds: these files, the mode, and the torch version that $VENV has now
+  local torch_version
+  torch_version=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null) \
+    || torch_version=none
+  (cat local/install.sh pyproject.toml local/constraints.txt; echo "$TORCH_MODE ${ASRKIT_CUDA_ARCHS:-} torch $torch_version") \
+    | sha256sum | cut -d' ' -f1
+}
+fingerprint=$(fingerprint)
+if [ "${1:-}" = --fingerprint ]; then  # what the stamp holds when the venv is up to date (for tests)
+  echo "$fingerprint"
+  exit 0
+fi
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$fingerprint" ]; then
   log "up to date ($VENV)"
   exit 0
@@ -178,10 +190,20 @@ FT_CACHE=$CACHE
 [ "$FT_CUDA" = off ] || FT_CACHE=$CACHE/fast_rnnt-sm${ARCHS// /-}
 mkdir -p "$FT_CACHE"
 
-# A package's source archive, unpacked in $work: from the bundle, or downloaded.
+# A package's source archive, unpacked in $work: the bundle's, or downloaded. A bundle's is unpacked as it is:
+# pip would first prepare its metadata in an isolated build, which needs build tools the bundle need not hold
+# (pybind11 3's is scikit-build-core).
 fetch_source() {  # fetch_source NAME VERSION WORK
-  "${PIP[@]}" download --no-deps --no-binary :all: "$1==$2" -d "$3"
-  tar xzf "$3/$1-$2.tar.gz" -C "$3"
+  local archive
+  if [ -n "$BUNDLE" ]; then
+    archive=$(ls "$BUNDLE"/$1-$2.tar.gz "$BUNDLE"/${1//_/-}-$2.tar.gz 2>/dev/null | head -1) || true
+    [ -n "$archive" ] || die "$BUNDLE has no source archive of $1 $2 ($1-$2.tar.gz): write the bundle again with make bundle"
+  else
+    "${PIP[@]}" download --no-deps --no-binary :all: "$1==$2" -d "$3"
+    archive=$3/$1-$2.tar.gz
+  fi
+  tar xzf "$archive" -C "$3"
+  [ -d "$3/$1-$2" ] || die "$archive does not unpack to $1-$2/"
 }
 
 build_wheel() {  # build_wheel NAME VERSION CACHE_DIR CMAKE_ENV_VAR MAKE_ENV_VAR EXTRA_CMAKE_ARGS [ARCHS]
@@ -238,7 +260,7 @@ build_wheel kaldifeat "$KALDIFEAT_VERSION" "$CACHE" KALDIFEAT_CMAKE_ARGS KALDIFE
 
 log "installing asrkit and its dependencies"
 "${PIP[@]}" install -c "$CONSTRAINTS" -e ".[dev,bench]"
-echo "$fingerprint" > "$STAMP"
+fingerprint > "$STAMP"  # of the torch installed now
 log "done: $($PY -c 'import torch, kaldifeat, fast_rnnt, lhotse; print("torch", torch.__version__, "(CUDA", torch.version.cuda, \
 end="), "); print("kaldifeat", kaldifeat.__version__, "fast_rnnt", fast_rnnt.__version__, "CUDA" if fast_rnnt.with_cuda() else "CPU", \
 "build, lhotse", lhotse.__version__)')"

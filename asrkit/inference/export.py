@@ -113,7 +113,9 @@ def export_model(model: PathLike, output: PathLike) -> torch.jit.ScriptModule:
 
     Returns the scripted module. Written atomically.
     """
-    transcriber = Transcriber(model)
+    # On the CPU, whatever the machine has: TorchScript keeps the device of every tensor in the file, and one
+    # exported on a GPU would load nowhere else without map_location.
+    transcriber = Transcriber(model, device="cpu")
     network = transcriber.model
     wrapper = network.exported(transcriber.mean, transcriber.std)
     scripted = torch.jit.script(wrapper.eval())

@@ -77,7 +77,9 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
     frame = path.frames[path.tokens.index(token)]
 
     static = static.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
+    # cuDNN's RNN has no backward in eval mode ("cudnn RNN backward can only be called in training mode"), and
+    # training mode would switch dropout on: the gradient goes through torch's own RNN kernels instead.
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
         log_prob = model.path_log_probs(transcriber.network_input(static), path)[frame, token]
         gradient, = torch.autograd.grad(log_prob, static)
     return Sensitivity(source, phone, frame, round(frame * transcriber.frame_shift, 3), gradient, path,

@@ -109,8 +109,13 @@ class PeepholeLstmLayer(nn.Module):
 
     @torch.jit.unused
     def _recurrence(self, gates: torch.Tensor) -> torch.Tensor:
-        """(T, D, N, 4H) input gates -> (T, D, N, H) outputs, with the hand-written backward pass."""
-        return PeepholeRecurrence.apply(gates, self.weight_hh, self.peephole)
+        """(T, D, N, 4H) input gates -> (T, D, N, H) outputs, with the hand-written backward pass.
+
+        In float32 under mixed precision too, as ``torch.amp.custom_fwd(cast_inputs=torch.float32)`` would run
+        it, on any device: the hand-written backward runs outside autocast, where float16 or bfloat16 gates
+        would meet float32 weights."""
+        with torch.autocast(gates.device.type, enabled=False):
+            return PeepholeRecurrence.apply(gates.float(), self.weight_hh, self.peephole)
 
 
 def peephole_steps(input_gates: torch.Tensor, weight_hh: torch.Tensor, peephole: torch.Tensor

@@ -90,10 +90,11 @@ class Transducer(AcousticModel):
         boundary[:, 3] = encoder_lens
 
         # The losses in float32 also under mixed precision (autocast), as icefall does: they sum over many paths.
+        # Their inputs are cast first: a float32 layer outside autocast refuses float16 or bfloat16 input.
         float32 = torch.autocast(encoder_out.device.type, enabled=False)
         with float32:
             simple = rnnt_loss_smoothed(
-                lm=self.simple_lm_proj(decoder_out).float(), am=self.simple_am_proj(encoder_out).float(),
+                lm=self.simple_lm_proj(decoder_out.float()), am=self.simple_am_proj(encoder_out.float()),
                 symbols=symbols, termination_symbol=blank, lm_only_scale=lm_scale, am_only_scale=am_scale,
                 boundary=boundary, reduction="sum", return_grad=loss == "pruned")
         encoder_proj = self.joiner.project_encoder(encoder_out)  # (N, T', J)

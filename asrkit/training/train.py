@@ -46,6 +46,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -412,9 +413,15 @@ def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:
 
 
 def set_rng_state(state: Dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore :func:`rng_state`'s states. A checkpoint written on the CPU resumed on a GPU has no CUDA state:
+    the GPU's RNG is seeded from the CPU's restored one, so the resumed run is still reproducible."""
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], device)
+        else:
+            torch.cuda.manual_seed(int(torch.randint(2 ** 62, (1,)).item()))
+            logging.info("the checkpoint was written without a GPU: the GPU's RNG (dropout) is seeded afresh")
 
 
 def steps(loader: Iterator[Dict], batches_per_step: int) -> Iterator[List[Dict]]:
@@ -501,14 +508,296 @@ def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: A
 
 
 def check_processes(training: TrainingConfig, group: ProcessGroup, device: torch.device) -> None:
-    """The processes running are those the options ask for, and mixed precision has a GPU."""
+    """The processes running are those the options ask for, and the mixed precision asked for runs here."""
     if training.num_processes != group.world_size:
         raise ValueError(f"training.num_processes is {training.num_processes} but {group.world_size} process(es) "
                          f"run: launch with torchrun --standalone --nproc_per_node {training.num_processes} "
                          f"-m asrkit.training.train ... (the recipe does)")
-    if training.amp and device.type != "cuda":
-        raise ValueError(f"training.amp: mixed precision needs a CUDA GPU, and this run's device is {device.type} "
-                         f"(set training.amp: false)")
+    if training.amp_dtype == "float16" and device.type != "cuda":
+        raise ValueError(f"training.amp {training.amp!r}: float16 mixed precision needs a CUDA GPU (the CPU's "
+                         f"LSTM kernels have no float16 version), and this run's device is {device.type}: set "
+                         f"training.amp: bfloat16, which runs on the CPU, or false")
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+
+#: the float16 loss scaler's first scale (torch's default): too high at first, lowered by the scaler's skips
+FLOAT16_INIT_SCALE = 2.0 ** 16
+#: ``training.amp``'s dtypes as torch's
+AUTOCAST_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Mixed precision (``training.amp``): the autocast dtype (None: float32 throughout) and the loss scaler,
+    which float16 needs (its small gradients underflow unscaled) and bfloat16 does not (disabled, it does
+    nothing)."""
+
+    dtype: Optional[torch.dtype]
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def of(cls, training: TrainingConfig, device: torch.device) -> "Precision":
+        dtype = AUTOCAST_DTYPES.get(training.amp_dtype)
+        return cls(dtype, torch.amp.GradScaler(device.type, init_scale=FLOAT16_INIT_SCALE,
+                                               enabled=training.amp_dtype == "float16"))
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
+
+
+@dataclass(frozen=True)
+class WeightNoise:
+    """Gaussian weight noise of ``std``, drawn once per training utterance (:func:`noise_generator`)."""
+
+    std: float
+    seed: int
+    epoch: int
+
+    def add(self, model: torch.nn.Module, cut_id: str) -> List[torch.Tensor]:
+        return add_weight_noise(model, self.std, noise_generator(self.seed, self.epoch, cut_id))
+
+
+#: How an optimiser step ended: it updated the weights; or the float16 loss scaler skipped it while calibrating
+#: (the scaled gradients overflowed, and the scaler lowers its scale); or the loss or the gradient was not
+#: finite whatever the scale (a divergence), and the step was skipped.
+UPDATED, SCALER_SKIP, NON_FINITE = "updated", "scaler_skip", "non_finite"
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One optimiser step: its loss and utterances summed over the processes (0 if skipped), and how it ended."""
+
+    loss: float
+    utterances: int
+    outcome: str
+
+
+def optimizer_step(net: torch.nn.Module, model: AcousticModel, optimizer: torch.optim.Optimizer,
+                   precision: Precision, step_batches: List[Dict], device: torch.device, global_batches: int,
+                   grad_clip: Optional[float], noise: Optional[WeightNoise] = None,
+                   group: ProcessGroup = ProcessGroup()) -> StepOutcome:
+    """One optimiser step on this process's ``step_batches`` (their gradients accumulated): forward and backward
+    under ``precision``'s autocast and loss scaling, each utterance at weights perturbed for it alone if
+    ``noise`` (see the module's docstring), the gradient clipped to norm ``grad_clip`` (None or 0: not clipped),
+    and no update if it is not finite.
+
+    ``net``: :class:`TrainingLoss` of ``model``, or DistributedDataParallel around it (``group``'s processes),
+    which averages the processes' gradients at the step's last backward alone (``no_sync`` before it).
+    """
+    optimizer.zero_grad()
+    accumulate = len(step_batches)
+    step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
+    for i, batch in enumerate(step_batches):
+        batch = to_device(batch, device)
+        num_utts = len(batch["cut_ids"])
+        pieces = utterances(batch) if noise is not None else [batch]
+        for j, piece in enumerate(pieces):
+            saved = noise.add(model, piece["cut_ids"][0]) if noise is not None else None
+            last = i == accumulate - 1 and j == len(pieces) - 1
+            with net.no_sync() if group.world_size > 1 and not last else nullcontext():
+                with precision.autocast(device):
+                    loss = net(piece, global_batches)
+                # each of a step's batches weighs 1 / accumulate (DDP averages over the processes)
+                precision.scaler.scale(loss / (num_utts * accumulate)).backward()
+            if saved is not None:
+                remove_weight_noise(model, saved)
+            step_totals += torch.tensor([loss.item(), len(piece["cut_ids"])], dtype=torch.float64)
+    precision.scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+    step_loss, step_utts = group.sum(step_totals).tolist()  # the same in every process, as the gradient
+    if torch.isfinite(grad_norm):
+        precision.scaler.step(optimizer)
+        outcome = UPDATED
+    else:  # nor does its loss count in the epoch's training loss
+        # the losses are float32 under autocast too: a finite loss whose scaled gradient overflowed is the
+        # scaler's calibration, not a divergence
+        outcome = SCALER_SKIP if precision.scaler.is_enabled() and math.isfinite(step_loss) else NON_FINITE
+        step_loss, step_utts = 0.0, 0
+    precision.scaler.update()
+    return StepOutcome(step_loss, int(step_utts), outcome)
+
+
+@dataclass
+class TrainingState:
+    """Where a training stands between two optimiser steps: with the weights and the states of the optimiser,
+    lr schedule, loss scaler and RNGs, what a checkpoint holds. :meth:`checkpoint` and :meth:`from_checkpoint`
+    are the one place it is saved and read."""
+
+    phase: str
+    epoch: int = 1
+    #: optimiser steps of this epoch, each on num_processes x accumulate_batches batches
+    batches_done: int = 0
+    #: this epoch's summed training loss, its utterances and its seconds so far
+    totals: List[float] = field(default_factory=lambda: [0.0, 0, 0.0])
+    #: optimiser steps of all epochs: the transducer's warm-up counts them
+    global_batches: int = 0
+    #: steps of this epoch skipped for a loss or gradient that was not finite
+    skipped_steps: int = 0
+    #: steps of this epoch that the float16 loss scaler skipped while lowering its scale
+    scaler_skipped_steps: int = 0
+    history: List[Dict[str, Any]] = field(default_factory=list)
+
+    def add_step(self, step: StepOutcome, seconds: float) -> None:
+        self.batches_done += 1
+        self.global_batches += 1
+        self.skipped_steps += step.outcome == NON_FINITE
+        self.scaler_skipped_steps += step.outcome == SCALER_SKIP
+        self.totals = [self.totals[0] + step.loss, self.totals[1] + step.utterances, seconds]
+
+    def train_loss(self) -> Optional[float]:
+        """The epoch's mean loss per utterance so far; None while every step was skipped."""
+        return self.totals[0] / self.totals[1] if self.totals[1] else None
+
+    def next_epoch(self) -> None:
+        self.epoch, self.batches_done, self.totals = self.epoch + 1, 0, [0.0, 0, 0.0]
+        self.skipped_steps = self.scaler_skipped_steps = 0
+
+    def checkpoint(self, epoch_finished: bool) -> Dict[str, Any]:
+        """The state's entries of a checkpoint (``batches_done`` None: after the epoch's last step)."""
+        return {"epoch": self.epoch, "batches_done": None if epoch_finished else self.batches_done,
+                "totals": self.totals, "global_batches": self.global_batches, "history": self.history,
+                "phase": self.phase, "skipped_steps": self.skipped_steps,
+                "scaler_skipped_steps": self.scaler_skipped_steps}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Dict[str, Any]) -> "TrainingState":
+        """The state to go on from: after a finished epoch, the next one's start."""
+        state = cls(phase=checkpoint["phase"], epoch=checkpoint["epoch"], batches_done=checkpoint["batches_done"] or 0,
+                    totals=checkpoint["totals"], global_batches=checkpoint["global_batches"],
+                    skipped_steps=checkpoint["skipped_steps"], history=checkpoint["history"],
+                    scaler_skipped_steps=checkpoint.get("scaler_skipped_steps", 0))  # older checkpoints lack it
+        if checkpoint["batches_done"] is None:
+            state.next_epoch()
+        return state
+
+
+@dataclass
+class TrainingRun:
+    """What a training works with, set up once: the model and its loss, the optimiser and lr schedule (new ones
+    at the paper schedule's restart), the precision, the data, and where it writes."""
+
+    setup: TrainingSetup
+    digest: str
+    device: torch.device
+    group: ProcessGroup
+    model: AcousticModel
+    #: the model with its loss as ``forward``, in DistributedDataParallel under torchrun
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: LrSchedule
+    precision: Precision
+    dataset: RecognitionDataset
+    train_set: CutSet
+    dev_loader: torch.utils.data.DataLoader
+    tokens: TokenTable
+    units: Units
+    exp_dir: Path
+    #: what decoding and transcription read besides the weights: every checkpoint and model.pt hold it
+    model_info: Dict[str, Any]
+    writer: Optional[SummaryWriter]
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.exp_dir / "checkpoints"
+
+    @property
+    def best_path(self) -> Path:
+        return self.exp_dir / "best.pt"
+
+    def save(self, state: TrainingState, epoch_finished: bool) -> None:
+        """A checkpoint of ``state``. Every process calls it (each one's RNG state is saved); rank 0 writes."""
+        rng_states = self.group.all_gather(rng_state(self.device))
+        if self.group.is_main:
+            name = checkpoint_name(state.epoch, None if epoch_finished else state.batches_done)
+            save_checkpoint(self.checkpoint_dir / name, {
+                "model": self.model.state_dict(), **self.model_info, **state.checkpoint(epoch_finished),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.precision.scaler.state_dict(), "rng_states": rng_states})
+            prune_checkpoints(self.checkpoint_dir, self.setup.training.keep_last_checkpoints)
+
+    def resume(self, path: Path) -> TrainingState:
+        """Load a checkpoint of this run's options into the model, optimiser, lr schedule, scaler and RNGs."""
+        checkpoint = load_checkpoint(path)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"]:  # a disabled scaler's (no float16) is empty
+            self.precision.scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng_states"][self.group.rank], self.device)
+        return TrainingState.from_checkpoint(checkpoint)
+
+    def restart_from_best(self, epoch: int) -> None:
+        """The paper's restart: best.pt's weights, a fresh optimiser and lr schedule (the noiseless phase's
+        momentum points where noise is absent)."""
+        self.model.load_state_dict(load_best(self.best_path, self.digest))
+        self.optimizer = make_optimizer(self.model, self.setup.training)
+        self.scheduler = LrSchedule(self.optimizer, self.setup.training)
+        logging.info(f"epoch {epoch}: restarting from {self.best_path} (epoch "
+                     f"{load_checkpoint(self.best_path)['epoch']}) with a fresh optimiser and weight noise "
+                     f"{self.setup.training.weight_noise_std}")
+
+
+def train_one_epoch(run: TrainingRun, state: TrainingState) -> float:
+    """Train the rest of ``state.epoch``, from step ``state.batches_done`` on, checkpointing every
+    ``checkpoint_every_batches`` steps; the time.time() at which the epoch would have started unbroken."""
+    training, group = run.setup.training, run.group
+    accumulate = training.accumulate_batches
+    noise = WeightNoise(training.weight_noise_std, run.setup.seed, state.epoch) \
+        if is_noisy(training, state.phase, state.epoch) else None
+    started = time.time() - state.totals[2]
+    shards = range(group.rank * accumulate, (group.rank + 1) * accumulate)  # this process's batches of a step
+    sampler = training_sampler(run.train_set, training.max_duration, run.setup.seed, state.epoch, shards,
+                               group.world_size * accumulate)
+    spec_augment = SpecAugment.for_epoch(training, run.setup.seed, state.epoch) if training.spec_augment else None
+    loader = make_loader(run.dataset.augmented(spec_augment), sampler, run.setup.seed, training.num_workers,
+                         state.epoch, skip_batches=state.batches_done * accumulate)
+    cap = f"/{training.num_epochs}" if state.phase == FIXED else f" ({state.phase})"
+    progress = progress_bar(steps(loader, accumulate), desc=f"epoch {state.epoch}{cap}", unit="batch",
+                            leave=False, initial=state.batches_done, disable=not group.is_main)
+    for step_batches in progress:
+        step = optimizer_step(run.net, run.model, run.optimizer, run.precision, step_batches, run.device,
+                              state.global_batches, training.grad_clip, noise, group)
+        if step.outcome == NON_FINITE:
+            logging.warning(f"epoch {state.epoch}, step {state.batches_done + 1}: loss or gradient not finite, "
+                            f"step skipped ({state.skipped_steps + 1} this epoch)")
+        elif step.outcome == SCALER_SKIP:
+            logging.info(f"epoch {state.epoch}, step {state.batches_done + 1}: float16 gradient overflow, step "
+                         f"skipped and the loss scale lowered to {run.precision.scaler.get_scale():g}")
+        state.add_step(step, time.time() - started)
+        if state.train_loss() is not None:
+            progress.set_postfix(loss=f"{state.train_loss():.2f}")
+        if state.batches_done % training.checkpoint_every_batches == 0:
+            run.save(state, epoch_finished=False)
+    return started
+
+
+def end_epoch(run: TrainingRun, state: TrainingState, started: float) -> None:
+    """After the epoch's last step: evaluate on dev (rank 0), keep best.pt, step the lr schedule, choose the
+    next phase, checkpoint, and move ``state`` to the next epoch."""
+    group, history = run.group, state.history
+    record = None
+    if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
+        record = {"epoch": state.epoch, "phase": state.phase, "lr": run.scheduler.lr(),
+                  "train_loss": state.train_loss(), "skipped_steps": state.skipped_steps,
+                  "scaler_skipped_steps": state.scaler_skipped_steps,
+                  **evaluate(run.model, run.dev_loader, run.tokens, run.units, run.setup.transducer, run.device),
+                  "seconds": time.time() - started}
+        for key in ("train_loss", "dev_loss", "dev_error_rate"):
+            if record[key] is not None:
+                run.writer.add_scalar(key, record[key], state.epoch)
+        train_loss = "none (every step skipped)" if record["train_loss"] is None else f"{record['train_loss']:.3f}"
+        logging.info(f"epoch {state.epoch} ({state.phase}): train loss {train_loss}, "
+                     f"dev loss {record['dev_loss']:.3f}, dev {record['dev_metric']} "
+                     f"{record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
+    history.append(group.broadcast(record))
+    if group.is_main and best_record(history, state.phase, selection_key(state.phase)) is history[-1]:
+        save_checkpoint(run.best_path, {"model": run.model.state_dict(), **run.model_info, "epoch": state.epoch})
+    run.scheduler.step(history[-1]["dev_loss"])
+    state.phase = next_phase(run.setup.training, history, state.phase, selection_key(state.phase))
+    run.save(state, epoch_finished=True)
+    group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
+    state.next_epoch()
 
 
 def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path, exp_dir: Path,
@@ -548,146 +837,51 @@ def train(train_cuts: Path, dev_cuts: Path, stats_path: Path, tokens_path: Path,
     if group.rank > 0:  # the ranks' batches differ: so do their dropout masks
         torch.manual_seed(seed + group.rank)
     optimizer = make_optimizer(model, training)
-    scheduler = LrSchedule(optimizer, training)
-    # float16 autocast and loss scaling on CUDA; disabled, both do nothing
-    scaler = torch.amp.GradScaler("cuda", enabled=training.amp)
-    checkpoint_dir, best_path = exp_dir / "checkpoints", exp_dir / "best.pt"
-    # Everything needed to use the model without the recipe: decoding and transcription read only this.
-    model_info = {"model_options": model_options, "input_dim": dim, "vocab_size": len(tokens),
-                  "tokens": tokens.symbols, "units": units.state(), "feature_options": asdict(setup.features),
-                  "stats": stats, "options_digest": digest}
-    history: List[Dict[str, Any]] = []
-    phase = first_phase(training, pretrained=bool(setup.init))
-    # batches_done and global_batches count optimiser steps, each on num_processes x accumulate_batches batches
-    epoch, batches_done, totals = 1, 0, [0.0, 0, 0.0]  # loss, utterances, seconds of this epoch so far
-    skipped_steps = 0  # steps of this epoch left out for a gradient that was not finite
-    global_batches = 0  # batches trained on in all epochs: the transducer's warm-up counts them
-    resume_from = group.broadcast(latest_checkpoint(checkpoint_dir, digest) if group.is_main else None)
-    if group.is_main:
-        set_aside_foreign_best(best_path, digest, resuming=resume_from is not None)
-    group.barrier()  # no process sees a best.pt that is being set aside
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng_states"][group.rank], torch_device)
-        history, epoch, batches_done, totals = state["history"], state["epoch"], state["batches_done"], state["totals"]
-        global_batches, phase, skipped_steps = state["global_batches"], state["phase"], state["skipped_steps"]
-        if batches_done is None:  # that epoch was complete
-            epoch, batches_done, totals, skipped_steps = epoch + 1, 0, [0.0, 0, 0.0], 0
-        logging.info(f"resuming from {resume_from}: epoch {epoch} ({phase}), after {batches_done} batches")
-    num_params = sum(p.numel() for p in model.parameters())
-    accumulate = training.accumulate_batches
-    logging.info(f"model: {model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
-                 f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}, "
-                 f"{group.world_size} process(es) x {accumulate} batch(es) per step")
     net = TrainingLoss(model, setup.transducer)
     if dist.is_initialized():  # averages the gradients of the processes in backward() (nccl/gloo, even for 1)
         # find_unused_parameters: a transducer's prediction network keeps its phone-LM output layer, unused here
         net = DistributedDataParallel(net, device_ids=[torch_device.index] if torch_device.type == "cuda" else None,
                                       find_unused_parameters=True)
-
-    def save(name: str, epoch_batches: Optional[int]) -> None:
-        """Every process calls it (each one's RNG state is saved); rank 0 writes."""
-        rng_states = group.all_gather(rng_state(torch_device))
-        if group.is_main:
-            save_checkpoint(checkpoint_dir / name, {
-                "model": model.state_dict(), **model_info, "epoch": epoch, "batches_done": epoch_batches,
-                "totals": totals, "global_batches": global_batches, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng_states": rng_states,
-                "history": history, "phase": phase, "skipped_steps": skipped_steps})
-            prune_checkpoints(checkpoint_dir, training.keep_last_checkpoints)
-
-    writer = SummaryWriter(str(exp_dir / "tensorboard")) if group.is_main else None
     dev_sampler = SimpleCutSampler(dev_set, max_duration=training.max_duration, shuffle=False, world_size=1, rank=0)
-    dev_loader = make_loader(dataset, dev_sampler, seed, training.num_workers, 0)
-    shards = range(group.rank * accumulate, (group.rank + 1) * accumulate)  # this process's batches of a step
-    while phase != DONE:
-        noisy = is_noisy(training, phase, epoch)
-        if batches_done == 0 and restarts_from_best(training, history, phase, epoch, best_path):
-            model.load_state_dict(load_best(best_path, digest))
-            # momentum and the lr schedule start afresh: the noiseless phase's momentum points where noise is absent
-            optimizer = make_optimizer(model, training)
-            scheduler = LrSchedule(optimizer, training)
-            logging.info(f"epoch {epoch}: restarting from {best_path} (epoch {load_checkpoint(best_path)['epoch']}) "
-                         f"with a fresh optimiser and weight noise {training.weight_noise_std}")
-        started = time.time() - totals[2]
-        sampler = training_sampler(train_set, training.max_duration, seed, epoch, shards,
-                                   group.world_size * accumulate)
-        spec_augment = SpecAugment.for_epoch(training, seed, epoch) if training.spec_augment else None
-        loader = make_loader(dataset.augmented(spec_augment), sampler, seed, training.num_workers, epoch,
-                             skip_batches=batches_done * accumulate)
-        cap = f"/{training.num_epochs}" if phase == FIXED else f" ({phase})"
-        progress = progress_bar(steps(loader, accumulate), desc=f"epoch {epoch}{cap}",
-                                unit="batch", leave=False, initial=batches_done, disable=not group.is_main)
-        for step_batches in progress:
-            optimizer.zero_grad()
-            step_totals = torch.zeros(2, dtype=torch.float64)  # loss, utterances
-            for i, batch in enumerate(step_batches):
-                batch = to_device(batch, torch_device)
-                num_utts = len(batch["cut_ids"])
-                # With noise, each utterance's gradient is taken at weights perturbed for it alone: see the
-                # module's docstring on weight noise.
-                pieces = utterances(batch) if noisy else [batch]
-                for j, piece in enumerate(pieces):
-                    noise = add_weight_noise(model, training.weight_noise_std,
-                                             noise_generator(seed, epoch, piece["cut_ids"][0])) if noisy else None
-                    # DDP averages the processes' gradients once a step, at its last backward; so each of a
-                    # step's batches weighs 1 / accumulate here
-                    last = i == len(step_batches) - 1 and j == len(pieces) - 1
-                    with net.no_sync() if group.world_size > 1 and not last else nullcontext():
-                        with torch.autocast(torch_device.type, dtype=torch.float16, enabled=training.amp):
-                            loss = net(piece, global_batches)
-                        scaler.scale(loss / (num_utts * accumulate)).backward()
-                    if noise is not None:
-                        remove_weight_noise(model, noise)
-                    step_totals += torch.tensor([loss.item(), len(piece["cut_ids"])], dtype=torch.float64)
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), training.grad_clip or float("inf"))
-            if torch.isfinite(grad_norm):  # the same in every process: their gradients are averaged
-                scaler.step(optimizer)
-            else:  # nor does its loss count in the epoch's training loss
-                skipped_steps += 1
-                step_totals.zero_()
-                logging.warning(f"epoch {epoch}, step {batches_done + 1}: gradient norm {grad_norm.item()}, "
-                                f"step skipped ({skipped_steps} this epoch)")
-            scaler.update()
-            step_loss, step_utts = group.sum(step_totals).tolist()
-            batches_done, global_batches = batches_done + 1, global_batches + 1
-            totals = [totals[0] + step_loss, totals[1] + int(step_utts), time.time() - started]
-            progress.set_postfix(loss=f"{totals[0] / totals[1]:.2f}")
-            if batches_done % training.checkpoint_every_batches == 0:
-                save(checkpoint_name(epoch, batches_done), batches_done)
-        record = None
-        if group.is_main:  # dev evaluation: rank 0 alone, the others wait for its record
-            record = {"epoch": epoch, "phase": phase, "lr": scheduler.lr(),
-                      "train_loss": totals[0] / totals[1], "skipped_steps": skipped_steps,
-                      **evaluate(model, dev_loader, tokens, units, setup.transducer, torch_device),
-                      "seconds": time.time() - started}
-            for key in ("train_loss", "dev_loss", "dev_error_rate"):
-                writer.add_scalar(key, record[key], epoch)
-            logging.info(f"epoch {epoch} ({phase}): train loss {record['train_loss']:.3f}, "
-                         f"dev loss {record['dev_loss']:.3f}, dev {record['dev_metric']} "
-                         f"{record['dev_error_rate']:.2f}% ({record['seconds']:.0f} s)")
-        history.append(group.broadcast(record))
-        if group.is_main and best_record(history, phase, selection_key(phase)) is history[-1]:
-            save_checkpoint(best_path, {"model": model.state_dict(), **model_info, "epoch": epoch})
-        scheduler.step(history[-1]["dev_loss"])
-        phase = next_phase(training, history, phase, selection_key(phase))
-        save(checkpoint_name(epoch), None)
-        group.barrier()  # best.pt is written before any process can read it (weight noise restarts from it)
-        epoch, batches_done, totals, skipped_steps = epoch + 1, 0, [0.0, 0, 0.0], 0
+    # Everything needed to use the model without the recipe: decoding and transcription read only this.
+    model_info = {"model_options": model_options, "input_dim": dim, "vocab_size": len(tokens),
+                  "tokens": tokens.symbols, "units": units.state(), "feature_options": asdict(setup.features),
+                  "stats": stats, "options_digest": digest}
+    run = TrainingRun(setup, digest, torch_device, group, model, net, optimizer, LrSchedule(optimizer, training),
+                      Precision.of(training, torch_device), dataset, train_set,
+                      make_loader(dataset, dev_sampler, seed, training.num_workers, 0), tokens, units, exp_dir,
+                      model_info, SummaryWriter(str(exp_dir / "tensorboard")) if group.is_main else None)
+
+    state = TrainingState(phase=first_phase(training, pretrained=bool(setup.init)))
+    resume_from = group.broadcast(latest_checkpoint(run.checkpoint_dir, digest) if group.is_main else None)
+    if group.is_main:
+        set_aside_foreign_best(run.best_path, digest, resuming=resume_from is not None)
+    group.barrier()  # no process sees a best.pt that is being set aside
+    if resume_from is not None:
+        state = run.resume(resume_from)
+        logging.info(f"resuming from {resume_from}: epoch {state.epoch} ({state.phase}), after "
+                     f"{state.batches_done} batches")
+    num_params = sum(p.numel() for p in model.parameters())
+    logging.info(f"model: {model_options}, {num_params / 1e6:.2f}M parameters, input {dim} dims, "
+                 f"{len(tokens)} tokens; {len(train_set)} training cuts, {len(dev_set)} dev cuts; on {torch_device}"
+                 f"{f' ({training.amp_dtype} mixed precision)' if training.amp_dtype else ''}, "
+                 f"{group.world_size} process(es) x {training.accumulate_batches} batch(es) per step")
+    while state.phase != DONE:
+        if state.batches_done == 0 and restarts_from_best(training, state.history, state.phase, state.epoch,
+                                                          run.best_path):
+            run.restart_from_best(state.epoch)
+        started = train_one_epoch(run, state)
+        end_epoch(run, state, started)
     if not group.is_main:
         return
-    writer.close()
+    run.writer.close()
 
+    history = state.history
     final_phase = history[-1]["phase"]
     best = best_record(history, final_phase, selection_key(final_phase))
     logging.info(f"best dev {best['dev_metric']} {best['dev_error_rate']:.2f}% at epoch {best['epoch']} "
                  f"({final_phase}); {sum(h['seconds'] for h in history):.0f} s of training")
-    final = {**load_checkpoint(exp_dir / "best.pt"), "num_params": num_params, "num_epochs": len(history)}
+    final = {**load_checkpoint(run.best_path), "num_params": num_params, "num_epochs": len(history)}
     save_checkpoint(exp_dir / "model.pt", final)
     with atomic_output(exp_dir / "history.json") as tmp:
         tmp.write_text(json.dumps(history, indent=1))
