@@ -4,7 +4,6 @@ import math
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -219,3 +218,14 @@ def test_greedy_search_refuses_an_lm(tmp_path):
     model = make_model(vocab=6, seed=1)
     with pytest.raises(ValueError, match="greedy search uses no LM"):
         model.search("greedy", 1, torch.zeros(1, 4, 5), torch.tensor([4]), fusion)
+
+
+def test_a_phone_lm_of_other_tokens_is_refused(tmp_path):
+    from asrkit.training.checkpoint import save_checkpoint
+
+    decoder = Decoder(5, embedding_dim=4, hidden_size=8)
+    options = {"decoder_embedding_dim": 4, "decoder_hidden_size": 8, "decoder_num_layers": 1}
+    save_checkpoint(tmp_path / "model.pt", {"model": decoder.state_dict(), "model_options": options, "vocab_size": 5})
+    assert NeuralLm.load(tmp_path / "model.pt", 5).decoder.vocab_size == 5
+    with pytest.raises(ValueError, match="model.pt: a token LM over 5 tokens cannot score a model of 6"):
+        NeuralLm.load(tmp_path / "model.pt", 6)
