@@ -226,7 +226,8 @@ def test_ngram_lm_stage_writes_an_arpa_file_that_kenlm_reads(prepared, tmp_path)
     log10_prob = sum(model.score(" ".join(words)) for words in dev)
     kenlm_perplexity = 10 ** (-log10_prob / sum(len(words) + 1 for words in dev))
     assert report["dev_perplexity"] == pytest.approx(kenlm_perplexity, rel=1e-5)
-    assert 1 < report["train_perplexity"] < report["dev_perplexity"] < 60
+    # the skeleton's dev speakers read the training sentences: a perplexity near 1, but not below
+    assert 1 <= report["train_perplexity"] <= report["dev_perplexity"] < 60
 
 
 def test_lm_weights_are_chosen_on_dev_and_stored_with_the_decoding(prepared, tmp_path):
