@@ -9,6 +9,8 @@ return N label-id lists (blank never appears in them). Run them with the model i
   over alignments and lets several labels be emitted per frame; all utterances advanced together.
 - :func:`modified_beam_search`: icefall's beam search with at most one label per frame, all utterances
   of the batch advanced together, and hypotheses with equal label sequences merged.
+
+The two beam searches take an optional token LM, ``fusion`` (shallow fusion, :mod:`asrkit.decoding.lm`).
 """
 
 import heapq
