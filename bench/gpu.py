@@ -8,7 +8,8 @@ The corpus: 3696 utterances (TIMIT's training set), lengths drawn from a normal 
 utterances of similar length together (as the recipe's bucketing sampler makes them).
 
 Seconds per epoch: ``--batches`` batches drawn at random from the epoch are each trained as asrkit.training.train
-trains (batch_loss, float16 autocast and loss scaling for amp, backward, gradient clipping, Adam step); the time
+trains (its optimizer_step: autocast, and loss scaling for float16, backward, gradient clipping, Adam step), in
+float32 and in both amp dtypes (the CPU: float32 and bfloat16); the time
 per input frame, times the epoch's frames, is the epoch's time. The tensors are on the device already: data
 loading (lilcom reads, a loader worker) is not counted. Models: CTC-3L-250H and TRANS-3L-250H (3 x 250
 bidirectional LSTM, a one-layer 250 prediction network and a 250 joiner; pruned RNN-T loss after warm-up).
@@ -25,13 +26,13 @@ import os
 import random
 import statistics
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.registry import build_model
-from asrkit.training.train import batch_loss
+from asrkit.training.train import Precision, TrainingLoss, optimizer_step
 from report import add_common_options, parse_args, publish, table
 
 INPUT_DIM, VOCAB = 123, 62  # 40 fbank + energy with deltas; blank + 61 TIMIT phones
@@ -76,24 +77,18 @@ def synchronise(device: torch.device) -> None:
 
 
 def epoch_seconds(model_options: Dict, batches: List[List[int]], sample: List[List[int]], device: torch.device,
-                  amp: bool) -> Tuple[float, int]:
-    """Seconds per epoch of ``batches``, from training steps on ``sample`` (after one warm-up step); and the
-    number of steps timed."""
+                  amp: Optional[str]) -> Tuple[float, int]:
+    """Seconds per epoch of ``batches``, from training steps on ``sample`` (after one warm-up step), in
+    precision ``amp`` (None: float32; float16 or bfloat16: ``training.amp``); and the number of steps timed."""
     torch.manual_seed(0)
     model = build_model(model_options, INPUT_DIM, VOCAB).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    training = TrainingConfig.from_dict({"num_epochs": 1, "max_duration": 60, "amp": amp or False})
+    precision, net = Precision.of(training, device), TrainingLoss(model, TransducerConfig.from_dict({}))
 
-    def step(lengths: List[int]) -> None:
-        batch = make_batch(lengths, device)
-        optimizer.zero_grad()
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-            loss = batch_loss(model, batch, TransducerConfig.from_dict({}), LATE_BATCH)
-        scaler.scale(loss / len(lengths)).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), TrainingConfig.default("grad_clip"))
-        scaler.step(optimizer)
-        scaler.update()
+    def step(lengths: List[int]) -> None:  # the training's own step
+        optimizer_step(net, model, optimizer, precision, [make_batch(lengths, device)], device, LATE_BATCH,
+                       TrainingConfig.default("grad_clip"))
 
     step(sample[0])  # cuDNN's plans, the allocator's pools
     synchronise(device)
@@ -179,20 +174,20 @@ def main() -> None:
 
     rows, epochs = [], {}
     for name, options in MODELS.items():
-        for amp in ((False, True) if device.type == "cuda" else (False,)):
+        for amp in (None, "float16", "bfloat16") if device.type == "cuda" else (None, "bfloat16"):
             seconds, timed = epoch_seconds(options, batches, sample, device, amp)
             epochs[name, amp] = seconds
-            rows.append([name, "amp (float16)" if amp else "float32", seconds, timed, hours(PAPER_EPOCHS * seconds)])
-    ctc32 = epochs["CTC-3L-250H", False]
+            rows.append([name, f"amp ({amp})" if amp else "float32", seconds, timed, hours(PAPER_EPOCHS * seconds)])
+    ctc32 = epochs["CTC-3L-250H", None]
     cpu_line = ""
     if device.type == "cuda":
         cpu_sample = sample[:args.cpu_batches]
-        cpu_seconds, _ = epoch_seconds(MODELS["CTC-3L-250H"], batches, cpu_sample, torch.device("cpu"), False)
+        cpu_seconds, _ = epoch_seconds(MODELS["CTC-3L-250H"], batches, cpu_sample, torch.device("cpu"), None)
         rows.append(["CTC-3L-250H", f"float32, CPU ({torch.get_num_threads()} threads)", cpu_seconds, len(cpu_sample),
                      hours(PAPER_EPOCHS * cpu_seconds)])
         cpu_line = f"GPU / CPU time (CTC float32): **{ctc32 / cpu_seconds:.3f}** ({cpu_seconds / ctc32:.0f}x faster). "
-    amp_line = "".join(f"amp / float32 ({name}): **{epochs[name, True] / epochs[name, False]:.2f}**. "
-                       for name in MODELS if (name, True) in epochs)
+    amp_line = "".join(f"{amp} / float32 ({name}): **{epochs[name, amp] / epochs[name, None]:.2f}**. "
+                       for name, amp in epochs if amp)
 
     longest = max(batches, key=lambda b: len(b) * max(b))
     loss_rows, losses = [], {}

@@ -1,7 +1,7 @@
 """Write a folder of every wheel and source archive asrkit needs on a machine without internet (``make bundle``).
 
 Usage: python local/bundle.py --python-version 3.12 [--platform manylinux_2_28_x86_64] [--out bundle]
-       [--torch-version 2.11.0] [--have NAMES.txt] [--only NAME ...]
+       [--torch-version 2.11.0] [--have NAMES.txt] [--only NAME ... [--with-sources]]
 
 Then, on the target: ``ASRKIT_BUNDLE=bundle bash local/install.sh`` (pip --no-index --find-links bundle).
 
@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--have", type=Path, help="names of packages the target has (see above)")
     parser.add_argument("--only", nargs="+", metavar="REQUIREMENT",
                         help="bundle these requirements instead of asrkit's (and no source archives): for tests")
+    parser.add_argument("--with-sources", action="store_true",
+                        help="with --only: the source archives and build tools too (what local/install.sh "
+                             "builds kaldifeat and fast_rnnt from): for tests")
     args = parser.parse_args()
 
     out = args.out.resolve()
@@ -141,7 +144,7 @@ def main() -> None:
     partial.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as placeholders:
         torch_constraint = placeholder_torch(Path(placeholders), args.torch_version)
-        reqs = args.only or requirements() + BUILD_TOOLS
+        reqs = args.only + (BUILD_TOOLS if args.with_sources else []) if args.only else requirements() + BUILD_TOOLS
         on_target = [r for r in reqs if normalise(re.split(r"[<>=!~; \[]", r)[0]) in BUILT_ON_TARGET]
         wheels = [r for r in reqs if r not in on_target]
         if wheels:
@@ -151,7 +154,7 @@ def main() -> None:
         download_sources(on_target, partial, "--no-build-isolation", "-c", str(ROOT / "local/constraints.txt"))
     for placeholder in partial.glob("torch-*+placeholder-py3-none-any.whl"):
         placeholder.unlink()
-    if not args.only:
+    if not args.only or args.with_sources:
         download_sources([f"kaldifeat=={installer_pin('KALDIFEAT_VERSION')}",
                           f"fast_rnnt=={installer_pin('FAST_RNNT_VERSION')}",
                           f"pybind11=={installer_pin('PYBIND11_VERSION')}"], partial)

@@ -13,7 +13,8 @@ RUN_SH = Path(__file__).resolve().parents[2] / "recipes" / "timit" / "run.sh"
 
 # CTC and PRETRANS (which trains the phone LM and starts from the CTC encoder) cover every stage; TRANS is
 # the same code as PRETRANS without the initialisation, and would double the test's time. Two speakers of a held-out
-# voice read the held-out set, which is decoded and scored beside dev and test.
+# voice read the held-out set, which is decoded and scored beside dev and test. The models train in bfloat16 mixed
+# precision (training.amp), which runs on the CPU as on a GPU: the GPU's mixed-precision path, rehearsed.
 TINY = """
 corpus_dir: null
 models: [ctc, pretrained_transducer]
@@ -22,7 +23,8 @@ demo_corpus: {num_train_speakers: 24, num_dev_speakers: 2, num_test_speakers: 3,
 model: {num_layers: 2, hidden_size: 64, stack_frames: 3, dropout: 0.1}
 transducer: {decoder_embedding_dim: 32, decoder_hidden_size: 64, joiner_dim: 64, warmup_batches: 40}
 phone_lm: {schedule: fixed, num_epochs: 5}
-training: {schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0}
+training: {schedule: fixed, init: torch, grad_clip: 5.0, num_epochs: 10, max_duration: 15, optimizer: adam, lr: 0.004, weight_noise_std: 0.0,
+           amp: bfloat16}
 decoding: {beams: [4], splits: [dev, test, heldout]}
 """
 

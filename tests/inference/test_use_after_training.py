@@ -292,6 +292,19 @@ def test_export_equals_the_model(models, tmp_path, name):
             assert exported_greedy_search(exported, batch, lens) == greedy_search_batch(model, expected, expected_lens)
 
 
+def test_an_export_on_a_gpu_machine_loads_anywhere(models, tmp_path, monkeypatch):
+    """Where torch sees a GPU (pretended here), export still writes CPU tensors: a plain ``torch.jit.load`` on a
+    machine without one, in a new process and without map_location, loads and runs the file. (An export that
+    followed device auto would move the model to CUDA, which this CPU build of torch refuses.)"""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    export_model(models["transducer"], tmp_path / "model.ts")
+    loaded = subprocess.run([sys.executable, "-c", "import sys, torch; m = torch.jit.load(sys.argv[1]); "
+                             "print(m(torch.zeros(1, 30, 123), torch.tensor([30]))[0].device)", str(tmp_path / "model.ts")],
+                            capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "cpu", loaded.stderr[-2000:]
+
+
 def exported_greedy_search(exported: torch.jit.ScriptModule, x: torch.Tensor, lens: torch.Tensor) -> List[List[int]]:
     """Greedy transducer search on an exported module's methods alone, one utterance at a time."""
     hyps = []

@@ -137,9 +137,3 @@ def test_process_count_must_match_the_options(skeleton, tmp_path):
     with pytest.raises(ValueError, match=re.escape("training.num_processes is 2 but 1 process(es) run: launch with "
                                                    "torchrun --standalone --nproc_per_node 2")):
         train(*inputs(skeleton), tmp_path, training_setup(options(2, 1)), device="cpu")
-
-
-def test_mixed_precision_on_the_cpu_is_refused(skeleton, tmp_path):
-    with pytest.raises(ValueError, match="training.amp: mixed precision needs a CUDA GPU, and this run's device "
-                                         "is cpu"):
-        train(*inputs(skeleton), tmp_path, training_setup(options(1, 1, amp=True)), device="cpu")

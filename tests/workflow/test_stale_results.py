@@ -76,7 +76,7 @@ def test_failed_retrain_leaves_no_result_of_the_old_model_and_is_not_called_fini
     changed.write_text("training: {amp: true}\n")  # passes the schema; training refuses it on the CPU
     failed = recipe.run("--config", str(changed))
     assert failed.returncode != 0
-    assert "training.amp: mixed precision needs a CUDA GPU" in failed.stdout + failed.stderr
+    assert "training.amp True: float16 mixed precision needs a CUDA GPU" in failed.stdout + failed.stderr
     # the model is gone, and so is everything made from it
     assert not (work / "exp/ctc/model.pt").exists()
     assert not list((work / "exp/ctc").glob("decode_*")) and not (work / "exp/ctc/training.png").exists()
