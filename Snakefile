@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 
 from asrkit.config import check_across_keys
 from asrkit.workflow.run_summary import print_summary
-from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, PHONE_LM, RECIPE_MODELS, STAGES
+from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, NGRAM_LM, PHONE_LM, RECIPE_MODELS, STAGES
 
 min_version("9.0")
 
@@ -47,7 +47,9 @@ STAGE_TARGETS = {
     3: rules.lang.output,
     **{stage: [f"exp/{m}/model.pt" for m in MODELS if RECIPE_MODELS[m].stage == stage]
        for stage in {recipe_model.stage for recipe_model in RECIPE_MODELS.values()}},
-    5: [f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS) else [],
+    5: [f"exp/{NGRAM_LM}/{NGRAM_ORDER}gram.arpa",  # the n-gram LM (its rule reports the dev perplexity)
+        *([f"exp/{PHONE_LM}/model.pt"] if any(PHONE_LM in RECIPE_MODELS[m].init.values() for m in MODELS)
+          or "neural" in DECODING["lm"] else [])],
     8: [*TRAINED, *decoded(rules.decode.output.hyps)],
     9: [*TRAINED, *rules.results.output, *decoded(rules.score.output.reports[0]),
         *[f"exp/{model}/{plot}.png" for model in MODELS for plot in MODEL_PLOTS],

@@ -221,6 +221,12 @@ class PhoneLmConfig(Section):
 
 
 @dataclass(frozen=True)
+class NgramLmConfig(Section):
+    KEY: ClassVar[str] = "ngram_lm"
+    order: int
+
+
+@dataclass(frozen=True)
 class TrainingConfig(Section):
     KEY: ClassVar[str] = "training"
     #: how a run trains, not what it trains (resuming is exact, so they cannot change the model): left out of
@@ -275,6 +281,9 @@ class DecodingConfig(Section):
     beams: Tuple[int, ...]
     avg: int
     splits: Tuple[str, ...]
+    lm: Tuple[str, ...]
+    lm_weight: Tuple[float, ...]
+    lm_bonus: Tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -297,6 +306,7 @@ class Config:
     model: ModelConfig
     transducer: TransducerConfig
     phone_lm: PhoneLmConfig
+    ngram_lm: NgramLmConfig
     training: TrainingConfig
     decoding: DecodingConfig
 

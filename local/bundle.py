@@ -35,6 +35,9 @@ if sys.version_info < (3, 11):
 import tomllib  # noqa: E402  (after the version check)
 
 BUILD_TOOLS = ["setuptools", "wheel", "cmake"]
+#: compiled dependencies that publish only a source archive: the bundle holds the archive, and pip builds it on the
+#: target with the bundle's build tools (and the target's C++ compiler), as ``make install`` does online
+BUILT_ON_TARGET = ["kenlm"]
 KEEP_SMALL_BYTES = 1 << 20  # --have: wheels up to this size stay in the bundle
 
 
@@ -112,9 +115,9 @@ def download_wheels(reqs: List[str], out: Path, placeholders: Path, torch_constr
                              f"pure-Python one here:\n{wheel.stderr[-3000:]}")
 
 
-def download_sources(names: List[str], out: Path) -> None:
+def download_sources(names: List[str], out: Path, *options: str) -> None:
     """Source archives (no dependencies): what local/install.sh builds on the target."""
-    result = pip("download", "--no-deps", "--no-binary", ":all:", "-d", str(out), *names)
+    result = pip("download", "--no-deps", "--no-binary", ":all:", *options, "-d", str(out), *names)
     if result.returncode != 0:
         raise SystemExit(f"error: pip download of {' '.join(names)} failed:\n{result.stderr[-3000:]}")
 
@@ -142,7 +145,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as placeholders:
         torch_constraint = placeholder_torch(Path(placeholders), args.torch_version)
         reqs = args.only + (BUILD_TOOLS if args.with_sources else []) if args.only else requirements() + BUILD_TOOLS
-        download_wheels(reqs, partial, Path(placeholders), torch_constraint, args.python_version, args.platform)
+        on_target = [r for r in reqs if normalise(re.split(r"[<>=!~; \[]", r)[0]) in BUILT_ON_TARGET]
+        wheels = [r for r in reqs if r not in on_target]
+        if wheels:
+            download_wheels(wheels, partial, Path(placeholders), torch_constraint, args.python_version, args.platform)
+    if on_target:
+        # their build requirements (cmake) would otherwise be built from source too, just to read the metadata
+        download_sources(on_target, partial, "--no-build-isolation", "-c", str(ROOT / "local/constraints.txt"))
     for placeholder in partial.glob("torch-*+placeholder-py3-none-any.whl"):
         placeholder.unlink()
     if not args.only or args.with_sources:

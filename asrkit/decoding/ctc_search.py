@@ -5,12 +5,13 @@ collapsed. Prefix beam search sums over all alignments of a label sequence, so i
 is more probable than the one read off the single best path.
 """
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asrkit.decoding.lm import START, ShallowFusion
 from asrkit.decoding.prefix_trie import PrefixTrie
 
 PADDING = -2  # the trie node of an empty place in a beam: never a node, nor a parent (-1 is the root's parent)
@@ -43,16 +44,18 @@ def ctc_greedy_emissions(log_probs: torch.Tensor, lengths: torch.Tensor, blank: 
 
 
 def ctc_prefix_beam_search(
-    log_probs: torch.Tensor, lengths: torch.Tensor, beam: int, blank: int = 0
+    log_probs: torch.Tensor, lengths: torch.Tensor, beam: int, blank: int = 0,
+    fusion: Optional[ShallowFusion] = None
 ) -> List[List[int]]:
     """Prefix beam search of a padded batch; returns the most probable label sequence of each utterance.
 
     log_probs: (N, T, V) log-softmax output.
     lengths: (N,) number of valid frames of each utterance.
     beam: number of prefixes kept after each frame; per frame only the ``min(beam, V)`` most probable tokens
-        are tried as extensions. ``beam=1`` reproduces :func:`ctc_greedy_search`.
+        are tried as extensions. ``beam=1`` reproduces :func:`ctc_greedy_search` (without an LM).
+    fusion: a token LM whose scores the ranking adds (:mod:`asrkit.decoding.lm`), or None.
     """
-    return [nbest[0][0] for nbest in ctc_prefix_beam_search_batch_nbest(log_probs, lengths, beam, blank)]
+    return [nbest[0][0] for nbest in ctc_prefix_beam_search_batch_nbest(log_probs, lengths, beam, blank, fusion)]
 
 
 def ctc_prefix_beam_search_nbest(
@@ -72,12 +75,15 @@ def ctc_prefix_beam_search_nbest(
 
 
 def ctc_prefix_beam_search_batch_nbest(
-    log_probs: torch.Tensor, lengths: torch.Tensor, beam: int, blank: int = 0
+    log_probs: torch.Tensor, lengths: torch.Tensor, beam: int, blank: int = 0,
+    fusion: Optional[ShallowFusion] = None
 ) -> List[List[Tuple[List[int], float]]]:
     """Prefix beam search of a padded batch, all utterances advanced together; returns each final beam.
 
     log_probs: (N, T, V) log-softmax output; lengths: (N,) valid frames of each utterance.
-    Returns per utterance what :func:`ctc_prefix_beam_search_nbest` returns for it alone. The beams of all
+    Returns per utterance what :func:`ctc_prefix_beam_search_nbest` returns for it alone. With ``fusion``, every
+    alignment of a prefix carries the prefix's LM score (added when a label extends it), and the final scores
+    the end of the sentence's, so that the ranking is shallow fusion's (:mod:`asrkit.decoding.lm`). The beams of all
     utterances are rows of the same arrays, so each frame costs a fixed number of array operations
     whatever the batch size (one utterance at a time, the per-operation overhead dominated).
     """
@@ -104,17 +110,22 @@ def ctc_prefix_beam_search_batch_nbest(
     last = np.full((num_utts, 1), vocab, dtype=np.int64)
     pb = np.zeros((num_utts, 1))
     pnb = np.full((num_utts, 1), -np.inf)
+    lm_states = np.full((num_utts, 1), START)  # each hypothesis's LM state (START in padding)
+    scorer = fusion.lm.scorer() if fusion is not None else None
     results: List[List[Tuple[List[int], float]]] = [[] for _ in range(num_utts)]
 
     def finish(done: np.ndarray) -> None:
         """Move the beams of finished utterances (``done``, per row) to ``results``, most probable first."""
-        nonlocal utts, nodes, parents, last, pb, pnb
+        nonlocal utts, nodes, parents, last, pb, pnb, lm_states
         for row in np.nonzero(done)[0]:
             total = np.logaddexp(pb[row], pnb[row])
+            if fusion is not None:
+                total = total + fusion.end_scores(scorer, lm_states[row].tolist())
             real = np.nonzero(nodes[row] != PADDING)[0]
             results[int(utts[row])] = [(trie.labels(int(nodes[row, k])), float(total[k]))
                                        for k in real[np.argsort(-total[real], kind="stable")]]
-        utts, nodes, parents, last, pb, pnb = (x[~done] for x in (utts, nodes, parents, last, pb, pnb))
+        utts, nodes, parents, last, pb, pnb, lm_states = (x[~done] for x in (utts, nodes, parents, last, pb, pnb,
+                                                                            lm_states))
 
     finish(lengths == 0)
     for t in range(int(lengths.max(initial=0))):
@@ -133,6 +144,9 @@ def ctc_prefix_beam_search_batch_nbest(
 
         # Extending by each top-k token; a repeated label only extends alignments that ended in blank.
         extend = np.where(is_last, pb[:, :, None], total[:, :, None]) + token_scores[:, None, :]  # (U, B, width)
+        if fusion is not None:
+            label_scores = fusion.label_scores(scorer, lm_states.ravel().tolist()).reshape(num_rows, columns, -1)
+            extend += np.take_along_axis(label_scores, np.broadcast_to(tokens[:, None, :], extend.shape), axis=2)
         extend[np.broadcast_to(is_blank[:, None, :], extend.shape)] = -np.inf
 
         # An extension may be a prefix already in the beam: parent + its last label. Merge it into that entry.
@@ -166,6 +180,10 @@ def ctc_prefix_beam_search_batch_nbest(
         new_nodes = source_nodes.copy()
         new_nodes[grown] = trie.children(source_nodes[grown].tolist(), new_tokens[grown].tolist())
         nodes = np.where(valid, new_nodes, PADDING)
+        if fusion is not None:
+            new_states = lm_states[rows, source]
+            new_states[grown] = scorer.next_states(new_states[grown].tolist(), new_tokens[grown].tolist())
+            lm_states = np.where(valid, new_states, START)
         parents = np.where(valid, np.where(is_extension, source_nodes, parents[rows, source]), -1)
         last = np.where(valid, np.where(is_extension, new_tokens, last[rows, source]), vocab)
         pb = np.where(valid & ~is_extension, stay_pb[rows, source], -np.inf)

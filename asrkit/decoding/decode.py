@@ -1,7 +1,9 @@
-"""Decode a cut set with a trained CTC model or transducer (greedy or beam searches).
+"""Decode a cut set with a trained CTC model or transducer (greedy or beam searches), optionally with a token LM.
 
 Writes ``<output>``: one ``utterance-id token token ...`` line per utterance (token symbols: training phones
-or sentencepiece pieces), and ``<output>.json`` beside it with the decoding time and real-time factor.
+or sentencepiece pieces), and ``<output>.json`` beside it with the decoding time and real-time factor, and the
+LM and its weights if one was added (``--lm``, ``--lm-file``, and ``--lm-weights``: the file in which
+:mod:`asrkit.decoding.lm_weights` stored the weight and bonus it chose on dev).
 
 Run as ``python -m asrkit.decoding.decode --help``; the recipe's Snakemake rule does.
 """
@@ -21,6 +23,7 @@ from asrkit import config
 from asrkit.config import DecodingConfig
 from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, load_model, training_checkpoints
 from asrkit.data.dataset import RecognitionDataset, to_device
+from asrkit.decoding.lm import LM_KINDS, ShallowFusion, load_fusion
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
@@ -37,6 +40,20 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
                              f"(default: {DEFAULT_METHOD})")
     parser.add_argument("--beam", type=int, default=DEFAULT_BEAM,
                         help=f"beam width of the beam searches (default: {DEFAULT_BEAM}; paper: 100)")
+
+
+def add_lm_flags(parser: argparse.ArgumentParser) -> None:
+    """``--lm`` and ``--lm-file``: the token LM a beam search adds (here and in asrkit.decoding.lm_weights)."""
+    parser.add_argument("--lm", choices=LM_KINDS, default="none",
+                        help="none (default), ngram (an ARPA file) or neural (the stage-5 phone LM's model.pt)")
+    parser.add_argument("--lm-file", type=Path, help="the LM's file (with --lm ngram or neural)")
+
+
+def check_lm_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.lm == "none") != (args.lm_file is None):
+        parser.error("--lm-file goes with --lm ngram or neural, and only with them")
+    if args.lm != "none" and args.method == "greedy":
+        parser.error("greedy search uses no LM: --lm needs a beam search (--method)")
 
 
 def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
@@ -61,28 +78,44 @@ def averaged_checkpoints(model_path: Path, avg: int) -> List[Path]:
     return ends[-avg:]
 
 
+class LoadedModel:
+    """A trained model loaded for decoding (its checkpoints averaged as ``decoding.avg`` says), with the batches
+    it reads. avg: the config's ``decoding.avg``; device: auto, cpu or cuda (see asrkit.device)."""
+
+    def __init__(self, model_path: Path, avg: int, device: str = "auto"):
+        self.model_path = model_path
+        checkpoint = load_checkpoint(model_path)
+        self.model_type = model_options(checkpoint["model_options"])["type"]
+        self.device = resolve_device(device)
+        self.model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(self.device)
+        self.dataset = RecognitionDataset.for_model(checkpoint)
+
+    def decode(self, cuts: CutSet, method: str, beam: int, fusion: Optional[ShallowFusion] = None,
+               max_duration: float = 200.0) -> Dict[str, List[str]]:
+        """Token symbol sequences by cut id; fusion: the LM a beam search adds, or None."""
+        methods = model_class(self.model_type).search_methods
+        if method not in methods:
+            raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with {methods}, not {method!r}")
+        # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
+        sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
+        loader = torch.utils.data.DataLoader(self.dataset, sampler=sampler, batch_size=None)
+        hyps = {}
+        with torch.no_grad():
+            for batch in progress_bar(map(lambda b: to_device(b, self.device), loader),
+                                      desc=f"decoding ({method})", unit="batch"):
+                ids = self.model.search(method, beam, batch["features"], batch["feature_lens"], fusion)
+                hyps.update(zip(batch["cut_ids"], (self.dataset.tokens.decode(i) for i in ids)))
+        return hyps
+
+    def fusion(self, lm: str, lm_file: Path, weight: float, bonus: float) -> Optional[ShallowFusion]:
+        """The shallow fusion of decoding.lm ``lm`` (None for none) with this model's tokens."""
+        return None if lm == "none" else load_fusion(lm, lm_file, self.dataset.tokens.symbols, weight, bonus)
+
+
 def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int, max_duration: float = 200.0,
            device: str = "auto") -> Dict[str, List[str]]:
-    """Token symbol sequences by cut id. avg: the config's ``decoding.avg``; device: auto, cpu or cuda (see
-    asrkit.device)."""
-    checkpoint = load_checkpoint(model_path)
-    model_type = model_options(checkpoint["model_options"])["type"]
-    methods = model_class(model_type).search_methods
-    if method not in methods:
-        raise ValueError(f"{model_path}: a {model_type} model decodes with {methods}, not {method!r}")
-    torch_device = resolve_device(device)
-    model = load_model(model_path, average=averaged_checkpoints(model_path, avg)).to(torch_device)
-    dataset = RecognitionDataset.for_model(checkpoint)
-    # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
-    sampler = SimpleCutSampler(cuts, max_duration=max_duration, world_size=1, rank=0)
-    loader = torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None)
-    hyps = {}
-    with torch.no_grad():
-        for batch in progress_bar(map(lambda b: to_device(b, torch_device), loader), desc=f"decoding ({method})",
-                                  unit="batch"):
-            ids = model.search(method, beam, batch["features"], batch["feature_lens"])
-            hyps.update(zip(batch["cut_ids"], (dataset.tokens.decode(i) for i in ids)))
-    return hyps
+    """Token symbol sequences by cut id, with the network's scores alone (see :class:`LoadedModel`)."""
+    return LoadedModel(model_path, avg, device).decode(cuts, method, beam, max_duration=max_duration)
 
 
 def write_hyps(hyps: Dict[str, List[str]], path: Path) -> None:
@@ -98,16 +131,31 @@ def read_hyps(path: Path) -> Dict[str, List[str]]:
     return hyps
 
 
+def read_lm_weights(path: Path) -> Dict[str, float]:
+    """The weight and bonus that the dev grid chose, from its lm_weights.json; an error names a bad file."""
+    try:
+        chosen = json.loads(Path(path).read_text())
+        return {"weight": float(chosen["weight"]), "bonus": float(chosen["bonus"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: {path}: not the LM weights chosen on dev ({e!r}); rerun the recipe's stage 8")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cuts", type=Path, required=True, help="cut manifest with features")
     parser.add_argument("--model", type=Path, required=True, help="model.pt from the training stage")
     add_search_flags(parser)
     config.add_flags(parser, DecodingConfig, keys=("avg",))
+    add_lm_flags(parser)
+    parser.add_argument("--lm-weights", type=Path,
+                        help="with --lm: the weights chosen on dev (lm_weights.json of asrkit.decoding.lm_weights)")
     parser.add_argument("--output", type=Path, required=True, help="hypothesis file to write")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
     args = parser.parse_args(argv)
+    check_lm_flags(parser, args)
+    if (args.lm == "none") != (args.lm_weights is None):
+        parser.error("--lm-weights goes with --lm ngram or neural, and only with them")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [decode] %(message)s")
     cuts = CutSet.from_file(args.cuts)  # lhotse reads an empty manifest as None
     cuts = cuts.to_eager() if cuts is not None else CutSet()
@@ -116,13 +164,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     torch.set_num_threads(1)  # decoding jobs run side by side, one per core
     started = time.time()
     avg = getattr(args, "decoding.avg")
-    hyps = decode(cuts, args.model, args.method, args.beam, avg, device=args.device)
+    loaded = LoadedModel(args.model, avg, args.device)
+    lm_fields = {}
+    if args.lm != "none":
+        chosen = read_lm_weights(args.lm_weights)
+        lm_fields = {"lm": args.lm, "lm_file": str(args.lm_file), "lm_weight": chosen["weight"],
+                     "lm_bonus": chosen["bonus"]}
+    fusion = loaded.fusion(args.lm, args.lm_file, lm_fields.get("lm_weight", 0.0), lm_fields.get("lm_bonus", 0.0))
+    hyps = loaded.decode(cuts, args.method, args.beam, fusion)
     seconds = time.time() - started
     audio_seconds = sum(c.duration for c in cuts)
     write_hyps(hyps, args.output)
     timing = {"method": args.method, "beam": args.beam if args.method != "greedy" else 1, "avg": avg,
-              "seconds": seconds,
-              "audio_seconds": audio_seconds, "rtf": seconds / audio_seconds}
+              **lm_fields, "seconds": seconds, "audio_seconds": audio_seconds, "rtf": seconds / audio_seconds}
     with atomic_output(args.output.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(timing, indent=1))
     logging.info(f"{len(hyps)} utterances decoded in {seconds:.1f} s (RTF {timing['rtf']:.4f}) -> {args.output}")

@@ -9,6 +9,8 @@ return N label-id lists (blank never appears in them). Run them with the model i
   over alignments and lets several labels be emitted per frame; all utterances advanced together.
 - :func:`modified_beam_search`: icefall's beam search with at most one label per frame, all utterances
   of the batch advanced together, and hypotheses with equal label sequences merged.
+
+The two beam searches take an optional token LM, ``fusion`` (shallow fusion, :mod:`asrkit.decoding.lm`).
 """
 
 import heapq
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from asrkit.decoding.ctc_search import check_padded_batch
+from asrkit.decoding.lm import START, LmScorer, ShallowFusion
 from asrkit.model.interface import GreedyPath
 from asrkit.model.transducer import Transducer
 from asrkit.decoding.prefix_trie import PrefixTrie
@@ -76,15 +79,17 @@ def greedy_paths_batch(model: Transducer, encoder_out: torch.Tensor, encoder_len
 
 @torch.no_grad()
 def beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
-                max_symbols_per_frame: Optional[int] = 3, length_norm: bool = True) -> List[List[int]]:
+                max_symbols_per_frame: Optional[int] = 3, length_norm: bool = True,
+                fusion: Optional[ShallowFusion] = None) -> List[List[int]]:
     """Graves 2012's transducer beam search (:func:`beam_search_batch_nbest`) of a padded batch.
 
     encoder_out: (N, T, C), encoder_lens: (N,). Returns per utterance the hypothesis of the final beam with
     the highest log P(y | x) / |y| (``length_norm``, as in Graves 2012; the empty sequence counts as length 1)
-    or the highest log P(y | x).
+    or the highest log P(y | x); with ``fusion``, that score plus the LM's (:mod:`asrkit.decoding.lm`).
     """
     return [_best(nbest, length_norm)
-            for nbest in beam_search_batch_nbest(model, encoder_out, encoder_lens, beam, max_symbols_per_frame)]
+            for nbest in beam_search_batch_nbest(model, encoder_out, encoder_lens, beam, max_symbols_per_frame,
+                                                 fusion)]
 
 
 @torch.no_grad()
@@ -101,11 +106,18 @@ def beam_search_nbest(model: Transducer, encoder_out: torch.Tensor, beam: int,
 
 @torch.no_grad()
 def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
-                            max_symbols_per_frame: Optional[int] = 3) -> List[List[Tuple[List[int], float]]]:
+                            max_symbols_per_frame: Optional[int] = 3, fusion: Optional[ShallowFusion] = None
+                            ) -> List[List[Tuple[List[int], float]]]:
     """Graves 2012, Algorithm 1, on each utterance of a padded batch; returns each final beam.
 
     encoder_out: (N, T, C), encoder_lens: (N,). Returns per utterance up to ``beam`` pairs (label ids,
     log P(labels | x)), most probable first.
+
+    With ``fusion`` the search runs on the label log probabilities plus the LM's label scores (the blank's are
+    the network's), and the final scores add the LM's end of the sentence: the ranking of shallow fusion. An
+    insertion bonus can make an extension score above the hypothesis it extends, which the stopping rule
+    below assumes it does not: with a positive bonus the search is an approximation, as every beam search
+    with a bonus is.
 
     Each frame starts from the beam A of the frame before. Prefix merging first adds to each y in A the
     probability of reaching it from its prefixes in A by emitting the rest of y in this frame. Then the most
@@ -131,7 +143,7 @@ def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encode
     if beam < 1:
         raise ValueError(f"beam must be at least 1, got {beam}")
     encoder_proj = model.joiner.project_encoder(encoder_out)  # (N, T, J)
-    prefixes = _PrefixStates(model)
+    prefixes = _PrefixStates(model, fusion)
     search = _FrameSearch(prefixes, model.decoder.blank_id, beam,
                           min(beam, model.joiner.output_linear.out_features - 1),
                           math.inf if max_symbols_per_frame is None else max_symbols_per_frame)
@@ -156,20 +168,24 @@ def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encode
                     beams[u] = done.value
             requests = waiting
         prefixes.collect(beams)
+    if fusion is not None:
+        beams = [dict(zip(beam_u, np.array(list(beam_u.values())) + prefixes.end_scores(list(beam_u))))
+                 for beam_u in beams]
     return [[(prefixes.labels(node), float(score)) for node, score in sorted(beam_u.items(), key=lambda i: -i[1])]
             for beam_u in beams]
 
 
 @torch.no_grad()
 def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int = 4,
-                         length_norm: bool = True) -> List[List[int]]:
+                         length_norm: bool = True, fusion: Optional[ShallowFusion] = None) -> List[List[int]]:
     """icefall's modified beam search: at most one label per frame, all utterances advanced together.
 
     encoder_out: (N, T, C), encoder_lens: (N,). At each frame every hypothesis is extended by every token
     (blank keeps its labels), the ``beam`` most probable extensions per utterance are kept, and kept
     extensions with equal label sequences are merged by adding their probabilities. Returns per utterance
     the best of the final beam, by log probability divided by the length (``length_norm``; empty counts as 1)
-    or by log probability. ``beam=1`` gives :func:`greedy_search_batch`'s result.
+    or by log probability. ``beam=1`` gives :func:`greedy_search_batch`'s result (without an LM).
+    fusion: a token LM whose scores each label and the end add (:mod:`asrkit.decoding.lm`), or None.
     """
     check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     if beam < 1:
@@ -181,28 +197,32 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     # Decoder state of the hypotheses, one row each: projected output (R, J) and LSTM state (L, R, H) x 2.
     decoder_out, (h, c) = model.decoder(torch.full((1, 1), blank, dtype=torch.long, device=device))
     decoder_proj = model.joiner.project_decoder(decoder_out[:, 0])
-    # Per utterance: label sequence -> (log prob, row of its decoder state).
-    beams: List[Dict[Tuple[int, ...], Tuple[float, int]]] = [{(): (0.0, 0)} for _ in range(n)]
+    # Per utterance: label sequence -> (log prob, row of its decoder state, its LM state).
+    beams: List[Dict[Tuple[int, ...], Tuple[float, int, int]]] = [{(): (0.0, 0, START)} for _ in range(n)]
+    scorer = fusion.lm.scorer() if fusion is not None else None
     lens = encoder_lens.tolist()
 
     for t in range(max(lens, default=0)):
         active = [u for u in range(n) if lens[u] > t]
         hyps = [list(beams[u].items()) for u in active]
-        rows = torch.tensor([row for utt in hyps for _, (_, row) in utt], device=device)
+        rows = torch.tensor([row for utt in hyps for _, (_, row, _) in utt], device=device)
         frames = torch.tensor([u for u, utt in zip(active, hyps) for _ in utt], device=device)
-        previous = torch.tensor([score for utt in hyps for _, (score, _) in utt], dtype=encoder_proj.dtype,
+        previous = torch.tensor([score for utt in hyps for _, (score, _, _) in utt], dtype=encoder_proj.dtype,
                                 device=device)
         scores = model.joiner(encoder_proj[frames, t], decoder_proj[rows]).log_softmax(dim=-1)
         scores = scores + previous.unsqueeze(1)  # (R, V)
+        if fusion is not None:
+            states = [state for utt in hyps for _, (_, _, state) in utt]
+            scores = scores + torch.from_numpy(fusion.label_scores(scorer, states)).to(scores)
 
-        # Kept extensions, by utterance: labels -> [log prob, parent row, label or -1 for blank].
+        # Kept extensions, by utterance: labels -> [log prob, parent row, label or -1 for blank, parent LM state].
         kept: List[Dict[Tuple[int, ...], List]] = []
         for utt, utt_scores in zip(hyps, scores.split([len(utt) for utt in hyps])):
             vocab = utt_scores.size(1)
             top_scores, top_indices = utt_scores.flatten().topk(min(beam, utt_scores.numel()))
             extensions: Dict[Tuple[int, ...], List] = {}
             for score, index in zip(top_scores.tolist(), top_indices.tolist()):
-                labels, (_, row) = utt[index // vocab]
+                labels, (_, row, state) = utt[index // vocab]
                 token = index % vocab
                 if token != blank:
                     labels = labels + (token,)
@@ -210,13 +230,13 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
                     merged = extensions[labels]
                     merged[0] = float(np.logaddexp(merged[0], score))
                     if token == blank:  # same sequence: prefer the route whose decoder state already exists
-                        merged[1:] = [row, -1]
+                        merged[1:] = [row, -1, state]
                 else:
-                    extensions[labels] = [score, row, -1 if token == blank else token]
+                    extensions[labels] = [score, row, -1 if token == blank else token, state]
             kept.append(extensions)
 
         # One decoder step for all new labels, then a compact table of the rows still in use.
-        stepping = [(row, token) for extensions in kept for _, row, token in extensions.values() if token >= 0]
+        stepping = [(row, token) for extensions in kept for _, row, token, _ in extensions.values() if token >= 0]
         new_rows = itertools.count(decoder_proj.size(0))
         if stepping:
             parent_rows = torch.tensor([row for row, _ in stepping], device=device)
@@ -224,16 +244,36 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
             out, (h_new, c_new) = model.decoder.step(tokens, (h[:, parent_rows], c[:, parent_rows]))
             decoder_proj = torch.cat([decoder_proj, model.joiner.project_decoder(out)])
             h, c = torch.cat([h, h_new], dim=1), torch.cat([c, c_new], dim=1)
+        new_states = iter(_next_lm_states(scorer, [(state, token) for extensions in kept
+                                                   for _, _, token, state in extensions.values() if token >= 0]))
         for u, extensions in zip(active, kept):
-            beams[u] = {labels: (score, row if token < 0 else next(new_rows))
-                        for labels, (score, row, token) in extensions.items()}
-        keep = [row for beam_u in beams for _, row in beam_u.values()]
+            beams[u] = {labels: (score, row, state) if token < 0 else (score, next(new_rows), next(new_states))
+                        for labels, (score, row, token, state) in extensions.items()}
+        keep = [row for beam_u in beams for _, row, _ in beam_u.values()]
         renumber = {old: new for new, old in enumerate(dict.fromkeys(keep))}
         index = torch.tensor(list(renumber), device=device)
         decoder_proj, h, c = decoder_proj[index], h[:, index], c[:, index]
-        beams = [{labels: (score, renumber[row]) for labels, (score, row) in beam_u.items()} for beam_u in beams]
+        beams = [{labels: (score, renumber[row], state) for labels, (score, row, state) in beam_u.items()}
+                 for beam_u in beams]
 
-    return [_best([(list(labels), score) for labels, (score, _) in beam_u.items()], length_norm) for beam_u in beams]
+    finals = [[(list(labels), score, state) for labels, (score, _, state) in beam_u.items()] for beam_u in beams]
+    return [_best(_with_end_scores(fusion, scorer, hyps), length_norm) for hyps in finals]
+
+
+def _next_lm_states(scorer: Optional[LmScorer], pairs: List[Tuple[int, int]]) -> List[int]:
+    """The LM states after (state, label) pairs; START for each without an LM (a search without fusion)."""
+    if scorer is None:
+        return [START] * len(pairs)
+    return scorer.next_states([state for state, _ in pairs], [token for _, token in pairs])
+
+
+def _with_end_scores(fusion: Optional[ShallowFusion], scorer: Optional[LmScorer],
+                     hypotheses: List[Tuple[List[int], float, int]]) -> List[Tuple[List[int], float]]:
+    """(labels, log prob, LM state) -> (labels, log prob plus the LM's end-of-sentence score, if any)."""
+    if fusion is None:
+        return [(labels, score) for labels, score, _ in hypotheses]
+    ends = fusion.end_scores(scorer, [state for _, _, state in hypotheses])
+    return [(labels, score + float(end)) for (labels, score, _), end in zip(hypotheses, ends)]
 
 
 class _PrefixStates(PrefixTrie):
@@ -242,12 +282,16 @@ class _PrefixStates(PrefixTrie):
     ``c`` (L, rows, H), at index ``rows[node]``. A state depends on the labels alone, so one trie serves all
     utterances and frames. New nodes (:meth:`PrefixTrie.children`; the parent must have a state) get their
     states in one prediction-network step for all of them, when :meth:`log_probs` first needs them.
-    :meth:`collect` drops the states that the beams no longer lead to.
+    :meth:`collect` drops the states that the beams no longer lead to. With ``fusion``, each node also has a
+    state of the LM (``lm_states``, kept: an int), and :meth:`log_probs` adds the LM's label scores.
     """
 
-    def __init__(self, model: Transducer):
+    def __init__(self, model: Transducer, fusion: Optional[ShallowFusion] = None):
         super().__init__()
         self.model = model
+        self.fusion = fusion
+        self.scorer = fusion.lm.scorer() if fusion is not None else None
+        self.lm_states: List[int] = [START]  # node -> its LM state, -1 for not computed yet
         start = torch.full((1, 1), model.decoder.blank_id, dtype=torch.long,
                            device=model.joiner.output_linear.weight.device)
         out, (h, c) = model.decoder(start)
@@ -265,7 +309,30 @@ class _PrefixStates(PrefixTrie):
         self._compute_states(nodes)
         index = torch.tensor([self.rows[node] for node in nodes], device=self.projected.device)
         logits = self.model.joiner(encoder_proj, self.projected[index])
-        return logits.log_softmax(dim=-1).double().cpu().numpy()
+        scores = logits.log_softmax(dim=-1).double().cpu().numpy()
+        if self.fusion is not None:
+            scores += self.fusion.label_scores(self.scorer, self._lm_states_of(nodes))
+        return scores
+
+    def end_scores(self, nodes: List[int]) -> np.ndarray:
+        """(len(nodes),): the fusion's end-of-sentence score after each node (with fusion only)."""
+        return self.fusion.end_scores(self.scorer, self._lm_states_of(nodes))
+
+    def _lm_states_of(self, nodes: List[int]) -> List[int]:
+        """The LM state of each node, computed for those without one (and their ancestors), shallowest first."""
+        self.lm_states.extend([-1] * (len(self.parent) - len(self.lm_states)))
+        missing = set()
+        for node in nodes:
+            while self.lm_states[node] < 0 and node not in missing:
+                missing.add(node)
+                node = self.parent[node]
+        for depth in sorted({self.depth[node] for node in missing}):
+            level = [node for node in missing if self.depth[node] == depth]
+            states = self.scorer.next_states([self.lm_states[self.parent[node]] for node in level],
+                                             [self.token[node] for node in level])
+            for node, state in zip(level, states):
+                self.lm_states[node] = state
+        return [self.lm_states[node] for node in nodes]
 
     def collect(self, beams: List[Dict[int, float]]) -> None:
         """Between frames, once the states in use have doubled: keep only those of the nodes that later

@@ -1,13 +1,13 @@
 """CTC model: encoder + linear output layer over the tokens (blank = 0)."""
 
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from asrkit.decoding.alignment import ctc_best_path_frames
 from asrkit.decoding.ctc_search import ctc_greedy_emissions, ctc_greedy_search, ctc_prefix_beam_search
-from asrkit.model.interface import AcousticModel, GreedyPath
+from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
 
 
 class CtcModel(AcousticModel):
@@ -43,13 +43,14 @@ class CtcModel(AcousticModel):
         return {"ctc": nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"],
                                              blank=0, reduction="sum")}
 
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
-               ) -> List[List[int]]:
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
+               fusion: Optional[Any] = None) -> List[List[int]]:
         log_probs, lens = self(features, feature_lens)
         if method == "greedy":
+            check_acoustic_only(method, fusion)
             return ctc_greedy_search(log_probs, lens)
         if method == "prefix_beam":
-            return ctc_prefix_beam_search(log_probs, lens, beam=beam)
+            return ctc_prefix_beam_search(log_probs, lens, beam=beam, fusion=fusion)
         raise ValueError(f"a CTC model decodes with {self.search_methods}, not {method!r}")
 
     @torch.no_grad()

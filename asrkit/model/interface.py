@@ -12,7 +12,7 @@ Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', e
 import sys
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -91,10 +91,13 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
         return {"encoder": self.encoder}
 
     @abstractmethod
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
-               ) -> List[List[int]]:
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
+               fusion: Optional[Any] = None) -> List[List[int]]:
         """Token ids (no blank) of a padded batch by one of :attr:`search_methods`; beam: its width (unused by
-        greedy). features: (N, T, C), feature_lens: (N,). Run under ``torch.no_grad()``, in eval mode."""
+        greedy). features: (N, T, C), feature_lens: (N,). Run under ``torch.no_grad()``, in eval mode.
+
+        fusion: the token LM a beam search adds (an ``asrkit.decoding.lm.ShallowFusion``, which the model passes
+        on unread), or None; greedy search takes none (a ValueError)."""
 
     @abstractmethod
     def greedy_path(self, features: torch.Tensor) -> GreedyPath:
@@ -117,3 +120,9 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
     def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
         """The module that :mod:`asrkit.inference.export` compiles with ``torch.jit.script``; mean, std: (C,)
         the training set's feature statistics, which it applies in its ``normalise`` method."""
+
+
+def check_acoustic_only(method: str, fusion: Optional[Any]) -> None:
+    """Greedy search reads the network alone: an LM given to it is a mistake, not something to ignore."""
+    if fusion is not None:
+        raise ValueError(f"the {method} search uses no LM (decode with a beam search to add one)")

@@ -7,7 +7,7 @@ consecutive label positions matter at each frame; the real joiner is then evalua
 """
 
 from contextlib import nullcontext
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -16,7 +16,7 @@ from asrkit.config import TransducerConfig
 from asrkit.decoding.alignment import transducer_best_path_frames
 from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
-from asrkit.model.interface import AcousticModel, GreedyPath
+from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
 from asrkit.model.joiner import Joiner
 from asrkit.model.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
     rnnt_loss_smoothed
@@ -193,18 +193,19 @@ class Transducer(AcousticModel):
                                               batch["target_lens"], blank=self.decoder.blank_id, reduction="sum")
         return {"ctc": loss_options.ctc_loss_scale * ctc_loss}
 
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor
-               ) -> List[List[int]]:
+    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
+               fusion: Optional[Any] = None) -> List[List[int]]:
         # imported here: the searches import this module
         from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
 
         encoder_out, lens = self.encoder(features, feature_lens)
         if method == "greedy":
+            check_acoustic_only(method, fusion)
             return greedy_search_batch(self, encoder_out, lens)
         if method == "beam":
-            return beam_search(self, encoder_out, lens, beam=beam)
+            return beam_search(self, encoder_out, lens, beam=beam, fusion=fusion)
         if method == "modified_beam":
-            return modified_beam_search(self, encoder_out, lens, beam=beam)
+            return modified_beam_search(self, encoder_out, lens, beam=beam, fusion=fusion)
         raise ValueError(f"a transducer decodes with {self.search_methods}, not {method!r}")
 
     @torch.no_grad()

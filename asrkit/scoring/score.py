@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from lhotse import CutSet
 
@@ -35,6 +35,20 @@ def references(cuts: CutSet, units: Units) -> Dict[str, List[str]]:
     return {cut.id: [label for s in cut.supervisions for label in units.reference(s)] for cut in cuts}
 
 
+def scoring_views(cuts: CutSet, hyps: Dict[str, List[str]], units: Units
+                  ) -> Tuple[Dict[str, Dict[str, List[str]]], Dict[str, Dict[str, List[str]]]]:
+    """References and hypotheses (token symbols by cut id) in each of the units' scoring views, by cut id."""
+    refs = {utt: units.scoring_views(ref) for utt, ref in references(cuts, units).items()}
+    return refs, {utt: units.scoring_views(units.scored(symbols)) for utt, symbols in hyps.items()}
+
+
+def error_rate(cuts: CutSet, hyps: Dict[str, List[str]], units: Units) -> float:
+    """The units' first metric (PER, or WER) of hypotheses (token symbols by cut id), in percent."""
+    refs, hyps = scoring_views(cuts, hyps, units)
+    metric = units.metrics[0]
+    return score_utterances({u: v[metric] for u, v in refs.items()}, {u: v[metric] for u, v in hyps.items()}).totals.rate
+
+
 def score_split(cuts_path: Path, hyps_path: Path, units: Units, title: str, report_paths: List[Path],
                 summary_path: Path, confusion_path: Path, summary_fields: Dict) -> Dict:
     """Score in each of the units' metrics, write a report per metric (in ``units.metrics`` order), the
@@ -45,8 +59,7 @@ def score_split(cuts_path: Path, hyps_path: Path, units: Units, title: str, repo
     """
     if len(report_paths) != len(units.metrics):
         raise ValueError(f"{len(report_paths)} report paths for the {len(units.metrics)} metrics {units.metrics}")
-    refs = {utt: units.scoring_views(ref) for utt, ref in references(CutSet.from_file(cuts_path), units).items()}
-    hyps = {utt: units.scoring_views(units.scored(symbols)) for utt, symbols in read_hyps(hyps_path).items()}
+    refs, hyps = scoring_views(CutSet.from_file(cuts_path), read_hyps(hyps_path), units)
     summary = dict(summary_fields)
     for metric, report_path in zip(units.metrics, report_paths):
         report = score_utterances({u: v[metric] for u, v in refs.items()}, {u: v[metric] for u, v in hyps.items()})
@@ -107,6 +120,15 @@ def forget_results(exp_dir: Path, model_name: str, results_path: Path) -> None:
                  f"row(s) of {results_path}")
 
 
+def with_lm_weights(label: str, timing_path: Path) -> str:
+    """A decoding's RESULTS.md label, with the LM weight and bonus it decoded with (chosen on dev) if it used an LM:
+    the weights are part of the result."""
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    if "lm_weight" not in timing:
+        return label
+    return f"{label} (weight {timing['lm_weight']:g}, bonus {timing['lm_bonus']:g})"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,10 +160,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [score] %(message)s")
     if args.command == "report":
         checkpoint = load_checkpoint(args.model)
-        fields = {"model": args.model_name, "decoding": args.decoding, "split": args.split,
+        decoding = with_lm_weights(args.decoding, args.hyps.with_suffix(".json"))
+        fields = {"model": args.model_name, "decoding": decoding, "split": args.split,
                   "params": checkpoint["num_params"], "epochs": checkpoint["num_epochs"]}
         score_split(args.cuts, args.hyps, units_from_state(checkpoint["units"]),
-                    f"{args.model_name} {args.decoding} on {args.split}", args.reports, args.summary,
+                    f"{args.model_name} {decoding} on {args.split}", args.reports, args.summary,
                     args.confusion, fields)
     elif args.command == "curves":
         plot_training_curves(json.loads(args.history.read_text()), args.output)

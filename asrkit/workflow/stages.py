@@ -28,12 +28,14 @@ STAGES: Tuple[Stage, ...] = (
     Stage(3, "units: the token table, and the phone folding tables or the sentencepiece model", ("lang",),
           "asrkit.data.lang"),
     Stage(4, "train CTC", ("train_ctc",), "asrkit.training.train"),
-    Stage(5, "phone LM: the prediction network pretrained on the tokens (for PRETRANS)", ("phone_lm",),
-          "asrkit.training.phone_lm"),
+    Stage(5, "phone LMs: the n-gram LM of the training transcripts (ARPA, dev perplexity; for decoding.lm ngram), "
+             "the prediction network pretrained on the tokens (for PRETRANS and decoding.lm neural)",
+          ("ngram_lm", "phone_lm"), "asrkit.training.ngram_lm, asrkit.training.phone_lm"),
     Stage(6, "train TRANS, the RNN transducer (k2's pruned loss)", ("train_transducer",), "asrkit.training.train"),
     Stage(7, "train PRETRANS, the transducer started from CTC and the phone LM", ("train_pretrained_transducer",),
           "asrkit.training.train"),
-    Stage(8, "decode dev and test with each configured search and beam", ("decode",), "asrkit.decoding.decode"),
+    Stage(8, "decode dev and test with each configured search, beam and LM (the LM's weights chosen on dev)",
+          ("lm_weights", "decode"), "asrkit.decoding.lm_weights, asrkit.decoding.decode"),
     Stage(9, "score (PER, or WER and CER), plots, RESULTS.md",
           ("score", "training_curves", "sensitivity", "model_results", "results"), "asrkit.scoring.score"),
 )
@@ -64,6 +66,8 @@ MODEL_PLOTS: Tuple[str, ...] = ("training", "sensitivity")
 MODEL_RESULTS = "RESULTS.md"
 #: the experiment of the token LM that pretrains prediction networks (stage 5)
 PHONE_LM = "phone_lm"
+#: the folder of stage 5's n-gram token LMs, exp/<this>/<order>gram.arpa
+NGRAM_LM = "ngram_lm"
 
 
 def stage_table() -> str:

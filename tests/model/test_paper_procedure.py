@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from asrkit.config import TransducerConfig
-from asrkit.training.train import initialise_uniformly
+from asrkit.training.weight_noise import initialise_uniformly
 from random_transducer import make_model
 
 VOCAB = 5

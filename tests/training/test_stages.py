@@ -1,4 +1,4 @@
-"""Stages 2-5 as functions, on a TIMIT-shaped skeleton corpus: features, lang, model, training, decoding."""
+"""Stages 2-8 as functions, on a TIMIT-shaped skeleton corpus: features, lang, model, training, decoding."""
 
 import json
 import signal
@@ -12,7 +12,12 @@ import torch
 from lhotse import CutSet
 
 from asrkit.training.checkpoint import load_checkpoint, load_model
-from asrkit.decoding.decode import decode
+from asrkit.config import UnitsConfig
+from asrkit.data.units import units_from_state
+from asrkit.decoding import lm_weights
+from asrkit.decoding.decode import decode, main as decode_main
+from asrkit.scoring.score import error_rate
+from asrkit.training import ngram_lm
 from asrkit.data.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
 from asrkit.data.lang import BLANK, TokenTable, prepare_phones
@@ -201,3 +206,55 @@ def test_broken_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=f"{bad}: not a readable asrkit checkpoint"):
         load_model(bad)
+
+
+def test_ngram_lm_stage_writes_an_arpa_file_that_kenlm_reads(prepared, tmp_path):
+    """Stage 5's n-gram LM of the training transcripts in the models' phone set: kenlm loads it, and the dev
+    perplexity the stage reports is kenlm's."""
+    kenlm = pytest.importorskip("kenlm")
+    arpa = tmp_path / "3gram.arpa"
+    ngram_lm.main(["--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"), "--dev-cuts",
+                   str(prepared / "features/cuts_dev.jsonl.gz"), "--tokens", str(prepared / "lang/tokens.txt"),
+                   "--units.type", "phones", "--units.phone_set", "60", "--ngram_lm.order", "3", "--output", str(arpa)])
+    report = json.loads(arpa.with_suffix(".json").read_text())
+    model = kenlm.Model(str(arpa))
+    assert model.order == 3 and report["order"] == 3
+    tokens = TokenTable.load(prepared / "lang/tokens.txt")
+    assert all(symbol in model for symbol in tokens.symbols[1:])  # every phone the models emit, seen or not
+    dev = ngram_lm.transcripts(prepared / "features/cuts_dev.jsonl.gz", tokens, UnitsConfig.from_dict(
+        {"type": "phones", "phone_set": 60}), prepared / "lang")
+    log10_prob = sum(model.score(" ".join(words)) for words in dev)
+    kenlm_perplexity = 10 ** (-log10_prob / sum(len(words) + 1 for words in dev))
+    assert report["dev_perplexity"] == pytest.approx(kenlm_perplexity, rel=1e-5)
+    # the skeleton's dev speakers read the training sentences: a perplexity near 1, but not below
+    assert 1 <= report["train_perplexity"] <= report["dev_perplexity"] < 60
+
+
+def test_lm_weights_are_chosen_on_dev_and_stored_with_the_decoding(prepared, tmp_path):
+    run_training(prepared, tmp_path, 1)
+    lm_file = tmp_path / "2gram.arpa"
+    ngram_lm.main(["--train-cuts", str(prepared / "features/cuts_train.jsonl.gz"), "--dev-cuts",
+                   str(prepared / "features/cuts_dev.jsonl.gz"), "--tokens", str(prepared / "lang/tokens.txt"),
+                   "--units.type", "phones", "--units.phone_set", "60", "--output", str(lm_file)])
+    model, dev = tmp_path / "model.pt", prepared / "features/cuts_dev.jsonl.gz"
+    search = ["--model", str(model), "--method", "prefix_beam", "--beam", "4", "--device", "cpu"]
+    lm_weights.main(["--cuts", str(dev), *search, "--lm", "ngram", "--lm-file", str(lm_file),
+                     "--decoding.lm_weight", "0", "2", "--decoding.lm_bonus", "0", "1",
+                     "--output", str(tmp_path / "lm_weights.json")])
+    chosen = json.loads((tmp_path / "lm_weights.json").read_text())
+    grid = {(point["weight"], point["bonus"]): point["PER"] for point in chosen["grid"]}
+    assert set(grid) == {(0, 0), (0, 1), (2, 0), (2, 1)}
+    assert chosen["dev_PER"] == min(grid.values()) == grid[chosen["weight"], chosen["bonus"]]
+    # weight and bonus 0: the decoding without an LM
+    plain = decode(CutSet.from_file(dev), model, "prefix_beam", beam=4, avg=1)
+    assert grid[0, 0] == error_rate(CutSet.from_file(dev), plain, load_checkpoint_units(model))
+
+    test = prepared / "features/cuts_test.jsonl.gz"
+    decode_main(["--cuts", str(test), *search, "--lm", "ngram", "--lm-file", str(lm_file), "--lm-weights",
+                 str(tmp_path / "lm_weights.json"), "--output", str(tmp_path / "hyps_test.txt")])
+    timing = json.loads((tmp_path / "hyps_test.json").read_text())
+    assert (timing["lm"], timing["lm_weight"], timing["lm_bonus"]) == ("ngram", chosen["weight"], chosen["bonus"])
+
+
+def load_checkpoint_units(model_path):
+    return units_from_state(load_checkpoint(model_path)["units"])

@@ -3,7 +3,8 @@
 # reruns exactly the rules that read it (Snakemake's params rerun trigger).
 import shlex
 
-from asrkit.config import AugmentationConfig, FeatureConfig, TrainingConfig, TransducerConfig, has_heldout_set, to_flags
+from asrkit.config import AugmentationConfig, FeatureConfig, NgramLmConfig, TrainingConfig, TransducerConfig, \
+    has_heldout_set, to_flags
 from asrkit.data.manifests import manifest_path
 
 PY = sys.executable  # the environment snakemake runs in (.venv): stage scripts run with it

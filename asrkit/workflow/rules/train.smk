@@ -33,6 +33,7 @@ TRAIN_SHELL = (
     " 2>&1 | tee -a {log}"
 )
 TRANSDUCER = config.get("transducer", {})
+NGRAM_ORDER = NgramLmConfig.from_dict(config.get("ngram_lm", {})).order
 DECODER_SIZES = {k: v for k, v in TRANSDUCER.items() if k in TransducerConfig.DECODER_KEYS}
 
 
@@ -85,6 +86,28 @@ for recipe_model in RECIPE_MODELS.values():
             f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
         shell:
             TRAIN_SHELL
+
+
+# The n-gram LM of the training transcripts (the tokens the models train on), for decodings with decoding.lm ngram;
+# the order in the file name (ngram_lm.order chooses which one decodings read).
+rule ngram_lm:
+    input:
+        train=TRAIN_INPUTS["train"],
+        dev=TRAIN_INPUTS["dev"],
+        tokens=TRAIN_INPUTS["tokens"],
+        lang=TRAIN_INPUTS["lang"],
+    output:
+        arpa=f"exp/{NGRAM_LM}/{{order}}gram.arpa",
+        report=f"exp/{NGRAM_LM}/{{order}}gram.json",
+    wildcard_constraints:
+        order="[0-9]+",
+    params:
+        units=flags("units", UNITS),
+    log:
+        "logs/5_ngram_lm_{order}gram.log",
+    shell:
+        "{PY} -m asrkit.training.ngram_lm --train-cuts {input.train} --dev-cuts {input.dev} --tokens {input.tokens}"
+        " {params.units} --ngram_lm.order {wildcards.order} --output {output.arpa} 2>&1 | tee {log}"
 
 
 rule phone_lm:
