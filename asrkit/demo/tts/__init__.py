@@ -23,33 +23,13 @@ from asrkit.demo.tts import festival, flite
 from asrkit.demo.tts.audio import NOISE_FLOOR_DBFS, SAMPLE_RATE, add_noise_floor, render_audio
 from asrkit.demo.tts.engine import EngineOutput
 from asrkit.demo.tts.labels import Segment, phone_segments, timit_labels, word_segments
-from asrkit.demo.tts.voices import (
-    FESTIVAL_DIPHONE,
-    FESTIVAL_HTS,
-    FLITE,
-    VOICES,
-    MissingDependencyError,
-    SpeakingStyle,
-    SynthesisRequest,
-    Voice,
-)
+from asrkit.demo.tts.voices import (FESTIVAL_DIPHONE, FESTIVAL_HTS, FLITE, VOICES, MissingDependencyError,
+                                    SpeakingStyle, SynthesisRequest, Voice)
 
-__all__ = [
-    "FESTIVAL_DIPHONE",
-    "FESTIVAL_HTS",
-    "FLITE",
-    "NOISE_FLOOR_DBFS",
-    "SAMPLE_RATE",
-    "VOICES",
-    "MissingDependencyError",
-    "Segment",
-    "SpeakingStyle",
-    "Synthesis",
-    "SynthesisRequest",
-    "Voice",
-    "check_voices",
-    "synthesize",
-]
+#: The public API: the public names of the single module this package replaced.
+__all__ = ["FESTIVAL_DIPHONE", "FESTIVAL_HTS", "FLITE", "NOISE_FLOOR_DBFS", "SAMPLE_RATE", "VOICES",
+           "MissingDependencyError", "Segment", "SpeakingStyle", "Synthesis", "SynthesisRequest", "Voice",
+           "check_voices", "synthesize"]
 
 
 @dataclass

@@ -10,22 +10,9 @@ from typing import List, Sequence, Tuple
 
 import soundfile as sf
 
-from asrkit.demo.tts.engine import (
-    STRESS_PATH,
-    WORD_END_PATH,
-    WORD_START_PATH,
-    EngineOutput,
-    EngineSegment,
-    EngineWord,
-)
-from asrkit.demo.tts.voices import (
-    FESTIVAL_HTS,
-    FESTIVAL_VOICE_DIRS,
-    FESTIVAL_VOICES_ROOT,
-    MissingDependencyError,
-    SynthesisRequest,
-    Voice,
-)
+from asrkit.demo.tts.engine import STRESS_PATH, WORD_END_PATH, WORD_START_PATH, EngineOutput, EngineSegment, EngineWord
+from asrkit.demo.tts.voices import (FESTIVAL_HTS, FESTIVAL_VOICE_DIRS, FESTIVAL_VOICES_ROOT, MissingDependencyError,
+                                    SynthesisRequest, Voice)
 
 _FESTIVAL_LEXICON = Path("/usr/share/festival/dicts/cmu")
 

@@ -11,14 +11,7 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from asrkit.demo.tts.engine import (
-    STRESS_PATH,
-    WORD_END_PATH,
-    WORD_START_PATH,
-    EngineOutput,
-    EngineSegment,
-    EngineWord,
-)
+from asrkit.demo.tts.engine import STRESS_PATH, WORD_END_PATH, WORD_START_PATH, EngineOutput, EngineSegment, EngineWord
 from asrkit.demo.tts.voices import VOICES, MissingDependencyError, SynthesisRequest, Voice
 
 
