@@ -46,13 +46,13 @@ def one_at_a_time(batches: List[Batch]) -> List[Batch]:
 
 
 #: the search functions the models' ``search`` calls, by the module that defines them
-DECODE_NAMES = {"ctc_greedy_search": "decoding.ctc_search", "ctc_prefix_beam_search": "decoding.ctc_search",
-                "greedy_search_batch": "decoding.transducer_search", "beam_search": "decoding.transducer_search",
-                "modified_beam_search": "decoding.transducer_search"}
+DECODE_NAMES = {"ctc_greedy_search": "search.ctc_search", "ctc_prefix_beam_search": "search.ctc_search",
+                "greedy_search_batch": "search.transducer_search", "beam_search": "search.transducer_search",
+                "modified_beam_search": "search.transducer_search"}
 
 
 #: the modules a --baseline swaps in
-SEARCH_MODULES = ("decoding.prefix_trie", "decoding.ctc_search", "decoding.transducer_search")
+SEARCH_MODULES = ("search.prefix_trie", "search.ctc_search", "search.transducer_search")
 
 
 def load_searches(root: Path) -> Dict[str, object]:
@@ -73,9 +73,8 @@ def load_searches(root: Path) -> Dict[str, object]:
 
 #: where the models look the search functions up when they search: what a --baseline swaps
 SEARCH_NAMESPACES = {"ctc_greedy_search": "asrkit.model.ctc", "ctc_prefix_beam_search": "asrkit.model.ctc",
-                     "greedy_search_batch": "asrkit.decoding.transducer_search",
-                     "beam_search": "asrkit.decoding.transducer_search",
-                     "modified_beam_search": "asrkit.decoding.transducer_search"}
+                     "greedy_search_batch": "asrkit.model.transducer", "beam_search": "asrkit.model.transducer",
+                     "modified_beam_search": "asrkit.model.transducer"}
 
 
 def use_searches(functions: Dict[str, object]) -> None:
@@ -91,7 +90,7 @@ def timings(args: argparse.Namespace) -> Dict[str, float]:
     """
     cuts = read_cuts(args.cuts, args.utterances)
     seconds: Dict[str, float] = {"audio": sum(c.duration for c in cuts)}
-    importlib.import_module("asrkit.decoding.transducer_search")
+    importlib.import_module("asrkit.search.transducer_search")
     versions = {"batched": {name: getattr(sys.modules[module], name) for name, module in SEARCH_NAMESPACES.items()}}
     if args.baseline:
         versions["baseline"] = load_searches(args.baseline)

@@ -4,7 +4,7 @@ Usage: python bench/graves_cap.py [--cuts DEMO/data/features/cuts_dev.jsonl.gz -
        DEMO/exp/pretrained_transducer/model.pt --beam 100 --caps 3 10 none --utterances N --results]
 
 Graves 2012's algorithm lets a hypothesis gain any number of labels within one frame;
-asrkit.decoding.transducer_search.beam_search can cap that (``max_symbols_per_frame``). For each model, the
+asrkit.search.transducer_search.beam_search can cap that (``max_symbols_per_frame``). For each model, the
 utterances are decoded at ``--beam`` with each cap (none: no cap, the paper's search); the table gives, against
 the last cap given (the reference, normally none), the number of utterances whose output differs, and each
 cap's decoding time. The models and features are a finished demo run's (recipes/timit/run.sh --config demo.yaml).
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from asrkit.decoding.transducer_search import beam_search
+from asrkit.search.transducer_search import beam_search
 from asrkit.training.checkpoint import load_model
 from decoding import load_batches  # bench/decoding.py
 from report import DEMO, add_common_options, parse_args, publish, read_cuts, table

@@ -1,6 +1,6 @@
 """The transducer beam search of Graves 2012 as asrkit ran it before it was batched (one utterance at a time,
 each expansion stepping the prediction network for all its labels): the reference that
-tests/test_transducer.py compares the batched search in asrkit.decoding.transducer_search against.
+tests/test_transducer.py compares the batched search in asrkit.search.transducer_search against.
 """
 
 import heapq
@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import numpy as np
 import torch
 
-from asrkit.decoding.prefix_trie import PrefixTrie
+from asrkit.search.prefix_trie import PrefixTrie
 from asrkit.model.decoder import LstmState
 from asrkit.model.transducer import Transducer
 

@@ -21,16 +21,38 @@ from lhotse.dataset import SimpleCutSampler
 
 from asrkit import config
 from asrkit.config import DecodingConfig
-from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, load_model, training_checkpoints
+from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, load_model, load_weights, training_checkpoints
 from asrkit.data.dataset import RecognitionDataset, to_device
-from asrkit.decoding.lm import LM_KINDS, ShallowFusion, load_fusion
+from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
+from asrkit.search.lm import LM_KINDS, NeuralLm, NgramLm, ShallowFusion
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
-from asrkit.model.registry import ALL_SEARCH_METHODS, model_class, model_options
+from asrkit.model.registry import ALL_SEARCH_METHODS, build_decoder, model_class, model_options
 
 #: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
-DEFAULT_METHOD, DEFAULT_BEAM = "greedy", 10
+
+
+
+def load_neural_lm(path: Path, vocab_size: int) -> NeuralLm:
+    """The neural phone LM of stage 5 (exp/phone_lm/model.pt); its tokens must be the model's (``vocab_size``)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("vocab_size") != vocab_size:
+        raise ValueError(f"{path}: a token LM over {checkpoint.get('vocab_size')} tokens cannot score a model "
+                         f"of {vocab_size} (trained on other units?)")
+    decoder = build_decoder(checkpoint["model_options"], vocab_size)
+    load_weights(decoder, checkpoint["model"], path)
+    return NeuralLm(decoder)
+
+
+def load_fusion(kind: str, path: Path, symbols: List[str], weight: float, bonus: float) -> ShallowFusion:
+    """The fusion of decoding.lm ``kind`` (ngram: an ARPA file; neural: a phone LM model.pt) with the model whose
+    tokens are ``symbols`` (blank first)."""
+    if kind == "ngram":
+        return ShallowFusion(NgramLm.load(path, symbols), weight, bonus)
+    if kind == "neural":
+        return ShallowFusion(load_neural_lm(path, len(symbols)), weight, bonus)
+    raise ValueError(f"decoding.lm {kind!r}: expected one of {', '.join(k for k in LM_KINDS if k != 'none')}")
 
 
 def add_search_flags(parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ from lhotse.augmentation.resample import Resample
 
 from asrkit.config import FeatureConfig
 from asrkit.training.checkpoint import load_checkpoint, load_model
-from asrkit.decoding.decode import DEFAULT_BEAM, DEFAULT_METHOD
+from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
 from asrkit.data.corpus import non_finite_samples, special_file_kind
 from asrkit.device import resolve_device
 from asrkit.data.features import expand_features, input_dim, make_extractor

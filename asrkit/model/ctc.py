@@ -5,9 +5,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from asrkit.decoding.alignment import ctc_best_path_frames
-from asrkit.decoding.ctc_search import ctc_greedy_emissions, ctc_greedy_search, ctc_prefix_beam_search
+from asrkit.search.alignment import ctc_best_path_frames
+from asrkit.search.ctc_search import ctc_greedy_emissions, ctc_greedy_search, ctc_prefix_beam_search
 from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
+from asrkit.model.torchscript import ExportedCtc
 
 
 class CtcModel(AcousticModel):
@@ -73,6 +74,4 @@ class CtcModel(AcousticModel):
         return self(features.unsqueeze(0), torch.tensor([features.size(0)]))[0][0]
 
     def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
-        from asrkit.inference.export import ExportedCtc  # imported here: export imports the model types
-
         return ExportedCtc(self, mean, std)

@@ -96,7 +96,7 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
         """Token ids (no blank) of a padded batch by one of :attr:`search_methods`; beam: its width (unused by
         greedy). features: (N, T, C), feature_lens: (N,). Run under ``torch.no_grad()``, in eval mode.
 
-        fusion: the token LM a beam search adds (an ``asrkit.decoding.lm.ShallowFusion``, which the model passes
+        fusion: the token LM a beam search adds (an ``asrkit.search.lm.ShallowFusion``, which the model passes
         on unread), or None; greedy search takes none (a ValueError)."""
 
     @abstractmethod

@@ -13,11 +13,13 @@ import torch
 from torch import nn
 
 from asrkit.config import TransducerConfig
-from asrkit.decoding.alignment import transducer_best_path_frames
 from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
 from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
 from asrkit.model.joiner import Joiner
+from asrkit.model.torchscript import ExportedTransducer
+from asrkit.search.alignment import transducer_best_path_frames
+from asrkit.search.transducer_search import beam_search, greedy_paths_batch, greedy_search_batch, modified_beam_search
 from asrkit.model.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
     rnnt_loss_smoothed
 
@@ -195,9 +197,6 @@ class Transducer(AcousticModel):
 
     def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
                fusion: Optional[Any] = None) -> List[List[int]]:
-        # imported here: the searches import this module
-        from asrkit.decoding.transducer_search import beam_search, greedy_search_batch, modified_beam_search
-
         encoder_out, lens = self.encoder(features, feature_lens)
         if method == "greedy":
             check_acoustic_only(method, fusion)
@@ -211,9 +210,7 @@ class Transducer(AcousticModel):
     @torch.no_grad()
     def greedy_path(self, features: torch.Tensor) -> GreedyPath:
         """At most one label per frame, each label advancing the prediction network: the greedy search of
-        decoding (:func:`~asrkit.decoding.transducer_search.greedy_paths_batch`) on one utterance."""
-        from asrkit.decoding.transducer_search import greedy_paths_batch  # imported here: it imports this module
-
+        decoding (:func:`~asrkit.search.transducer_search.greedy_paths_batch`) on one utterance."""
         encoder_out = self.utterance_encoding(features).unsqueeze(0)  # (1, T', E)
         return greedy_paths_batch(self, encoder_out, torch.tensor([encoder_out.size(1)]), with_log_probs=True)[0]
 
@@ -246,8 +243,6 @@ class Transducer(AcousticModel):
                                            one_label_per_frame=method in self.one_label_per_frame_methods)
 
     def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
-        from asrkit.inference.export import ExportedTransducer  # imported here: export imports the model types
-
         return ExportedTransducer(self, mean, std)
 
     def utterance_encoding(self, features: torch.Tensor) -> torch.Tensor:

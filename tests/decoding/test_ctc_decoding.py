@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from asrkit.decoding.ctc_search import ctc_greedy_search, ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest, \
+from asrkit.search.ctc_search import ctc_greedy_search, ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest, \
     ctc_prefix_beam_search_nbest
 
 

@@ -9,7 +9,7 @@ import torch
 from lhotse import CutSet
 
 from asrkit.data.dataset import RecognitionDataset
-from asrkit.decoding.transducer_search import beam_search, beam_search_batch_nbest
+from asrkit.search.transducer_search import beam_search, beam_search_batch_nbest
 from asrkit.model.transducer import Transducer
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.training.train import train

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from asrkit.data.arpa import BOS, EOS, UNK, ArpaLm, read_arpa, write_arpa
-from asrkit.decoding.ctc_search import ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest
-from asrkit.decoding.lm import START, NeuralLm, NgramLm, ShallowFusion
-from asrkit.decoding.transducer_search import beam_search, beam_search_batch_nbest, modified_beam_search
+from asrkit.decoding.decode import load_neural_lm
+from asrkit.search.ctc_search import ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest
+from asrkit.search.lm import START, NeuralLm, NgramLm, ShallowFusion
+from asrkit.search.transducer_search import beam_search, beam_search_batch_nbest, modified_beam_search
 from asrkit.model.decoder import Decoder
 from asrkit.model.joiner import Joiner
 from asrkit.model.transducer import Transducer
@@ -226,6 +227,6 @@ def test_a_phone_lm_of_other_tokens_is_refused(tmp_path):
     decoder = Decoder(5, embedding_dim=4, hidden_size=8)
     options = {"decoder_embedding_dim": 4, "decoder_hidden_size": 8, "decoder_num_layers": 1}
     save_checkpoint(tmp_path / "model.pt", {"model": decoder.state_dict(), "model_options": options, "vocab_size": 5})
-    assert NeuralLm.load(tmp_path / "model.pt", 5).decoder.vocab_size == 5
+    assert load_neural_lm(tmp_path / "model.pt", 5).decoder.vocab_size == 5
     with pytest.raises(ValueError, match="model.pt: a token LM over 5 tokens cannot score a model of 6"):
-        NeuralLm.load(tmp_path / "model.pt", 6)
+        load_neural_lm(tmp_path / "model.pt", 6)

@@ -22,7 +22,7 @@ import torch
 from lhotse import CutSet, LilcomChunkyWriter, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.supervision import AlignmentItem
 
-from asrkit.decoding.transducer_search import greedy_search_batch
+from asrkit.search.transducer_search import greedy_search_batch
 from asrkit.config import FeatureConfig
 from asrkit.model.registry import build_model
 from asrkit.training.checkpoint import save_checkpoint
@@ -31,7 +31,7 @@ from asrkit.inference.export import METADATA, export_model
 from asrkit.data.features import expand_features, make_extractor
 from asrkit.data.lang import BLANK
 from asrkit.inference.sensitivity import plot_sensitivity
-from asrkit.decoding.alignment import ctc_best_path_frames, transducer_best_path_frames
+from asrkit.search.alignment import ctc_best_path_frames, transducer_best_path_frames
 from asrkit.inference.transcribe import Transcriber, read_audio
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asrkit.config import TransducerConfig
 from asrkit.model import rnnt_backend
-from asrkit.decoding.transducer_search import beam_search, beam_search_nbest, greedy_search_batch, modified_beam_search
+from asrkit.search.transducer_search import beam_search, beam_search_nbest, greedy_search_batch, modified_beam_search
 from asrkit.model.decoder import Decoder
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.model.joiner import Joiner

@@ -103,20 +103,6 @@ class NeuralLm(TokenLm):
     def __init__(self, decoder: Decoder):
         self.decoder = decoder.eval()
 
-    @classmethod
-    def load(cls, path: Path, vocab_size: int) -> "NeuralLm":
-        """From exp/phone_lm/model.pt; its tokens must be the model's (``vocab_size`` of them)."""
-        from asrkit.model.registry import build_decoder  # the registry imports the model types
-        from asrkit.training.checkpoint import load_checkpoint, load_weights
-
-        checkpoint = load_checkpoint(path)
-        if checkpoint.get("vocab_size") != vocab_size:
-            raise ValueError(f"{path}: a token LM over {checkpoint.get('vocab_size')} tokens cannot score a model "
-                             f"of {vocab_size} (trained on other units?)")
-        decoder = build_decoder(checkpoint["model_options"], vocab_size)
-        load_weights(decoder, checkpoint["model"], path)
-        return cls(decoder)
-
     def scorer(self) -> LmScorer:
         return _NeuralScorer(self.decoder)
 
@@ -173,13 +159,3 @@ class ShallowFusion:
     def end_scores(self, scorer: LmScorer, states: Sequence[int]) -> np.ndarray:
         """(S,): what ending the sentence after each state adds."""
         return self.weight * scorer.log_probs(states)[:, self.blank]
-
-
-def load_fusion(kind: str, path: Path, symbols: Sequence[str], weight: float, bonus: float) -> ShallowFusion:
-    """The fusion of decoding.lm ``kind`` (ngram: an ARPA file; neural: a phone LM model.pt) with the model whose
-    tokens are ``symbols`` (blank first)."""
-    if kind == "ngram":
-        return ShallowFusion(NgramLm.load(path, symbols), weight, bonus)
-    if kind == "neural":
-        return ShallowFusion(NeuralLm.load(path, len(symbols)), weight, bonus)
-    raise ValueError(f"decoding.lm {kind!r}: expected one of {', '.join(k for k in LM_KINDS if k != 'none')}")

@@ -10,26 +10,28 @@ return N label-id lists (blank never appears in them). Run them with the model i
 - :func:`modified_beam_search`: icefall's beam search with at most one label per frame, all utterances
   of the batch advanced together, and hypotheses with equal label sequences merged.
 
-The two beam searches take an optional token LM, ``fusion`` (shallow fusion, :mod:`asrkit.decoding.lm`).
+The two beam searches take an optional token LM, ``fusion`` (shallow fusion, :mod:`asrkit.search.lm`).
 """
 
 import heapq
 import itertools
 import math
-from typing import Dict, Generator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Dict, Generator, List, Optional, Set, Tuple
 
 import numpy as np
 import torch
 
-from asrkit.decoding.ctc_search import check_padded_batch
-from asrkit.decoding.lm import START, LmScorer, ShallowFusion
+from asrkit.search.ctc_search import check_padded_batch
+from asrkit.search.lm import START, LmScorer, ShallowFusion
 from asrkit.model.interface import GreedyPath
-from asrkit.model.transducer import Transducer
-from asrkit.decoding.prefix_trie import PrefixTrie
+from asrkit.search.prefix_trie import PrefixTrie
+
+if TYPE_CHECKING:  # the model calls these searches: it is imported for annotations only
+    from asrkit.model.transducer import Transducer
 
 
 @torch.no_grad()
-def greedy_search_batch(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor
+def greedy_search_batch(model: "Transducer", encoder_out: torch.Tensor, encoder_lens: torch.Tensor
                         ) -> List[List[int]]:
     """Batched greedy search: per frame, the argmax token; a label advances the decoder, and the search
     moves to the next frame after at most one label (as icefall's ``greedy_search_batch``).
@@ -39,7 +41,7 @@ def greedy_search_batch(model: Transducer, encoder_out: torch.Tensor, encoder_le
     return [path.tokens for path in greedy_paths_batch(model, encoder_out, encoder_lens)]
 
 
-def greedy_paths_batch(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
+def greedy_paths_batch(model: "Transducer", encoder_out: torch.Tensor, encoder_lens: torch.Tensor,
                        with_log_probs: bool = False) -> List[GreedyPath]:
     """The greedy search of :func:`greedy_search_batch`, with the frame of each label and, ``with_log_probs``,
     the joiner's (T'_n, V) log-probabilities along each path (else empty tensors): what transcription shows.
@@ -78,14 +80,14 @@ def greedy_paths_batch(model: Transducer, encoder_out: torch.Tensor, encoder_len
 
 
 @torch.no_grad()
-def beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
+def beam_search(model: "Transducer", encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
                 max_symbols_per_frame: Optional[int] = 3, length_norm: bool = True,
                 fusion: Optional[ShallowFusion] = None) -> List[List[int]]:
     """Graves 2012's transducer beam search (:func:`beam_search_batch_nbest`) of a padded batch.
 
     encoder_out: (N, T, C), encoder_lens: (N,). Returns per utterance the hypothesis of the final beam with
     the highest log P(y | x) / |y| (``length_norm``, as in Graves 2012; the empty sequence counts as length 1)
-    or the highest log P(y | x); with ``fusion``, that score plus the LM's (:mod:`asrkit.decoding.lm`).
+    or the highest log P(y | x); with ``fusion``, that score plus the LM's (:mod:`asrkit.search.lm`).
     """
     return [_best(nbest, length_norm)
             for nbest in beam_search_batch_nbest(model, encoder_out, encoder_lens, beam, max_symbols_per_frame,
@@ -93,7 +95,7 @@ def beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torc
 
 
 @torch.no_grad()
-def beam_search_nbest(model: Transducer, encoder_out: torch.Tensor, beam: int,
+def beam_search_nbest(model: "Transducer", encoder_out: torch.Tensor, beam: int,
                       max_symbols_per_frame: Optional[int] = 3) -> List[Tuple[List[int], float]]:
     """Graves 2012, Algorithm 1, on one utterance, encoder_out (T, C) already cut to its length; returns the
     final beam: up to ``beam`` pairs (label ids, log P(labels | x)), most probable first.
@@ -105,7 +107,7 @@ def beam_search_nbest(model: Transducer, encoder_out: torch.Tensor, beam: int,
 
 
 @torch.no_grad()
-def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
+def beam_search_batch_nbest(model: "Transducer", encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int,
                             max_symbols_per_frame: Optional[int] = 3, fusion: Optional[ShallowFusion] = None
                             ) -> List[List[Tuple[List[int], float]]]:
     """Graves 2012, Algorithm 1, on each utterance of a padded batch; returns each final beam.
@@ -176,7 +178,7 @@ def beam_search_batch_nbest(model: Transducer, encoder_out: torch.Tensor, encode
 
 
 @torch.no_grad()
-def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int = 4,
+def modified_beam_search(model: "Transducer", encoder_out: torch.Tensor, encoder_lens: torch.Tensor, beam: int = 4,
                          length_norm: bool = True, fusion: Optional[ShallowFusion] = None) -> List[List[int]]:
     """icefall's modified beam search: at most one label per frame, all utterances advanced together.
 
@@ -185,7 +187,7 @@ def modified_beam_search(model: Transducer, encoder_out: torch.Tensor, encoder_l
     extensions with equal label sequences are merged by adding their probabilities. Returns per utterance
     the best of the final beam, by log probability divided by the length (``length_norm``; empty counts as 1)
     or by log probability. ``beam=1`` gives :func:`greedy_search_batch`'s result (without an LM).
-    fusion: a token LM whose scores each label and the end add (:mod:`asrkit.decoding.lm`), or None.
+    fusion: a token LM whose scores each label and the end add (:mod:`asrkit.search.lm`), or None.
     """
     check_padded_batch(encoder_out, encoder_lens, "encoder_out, encoder_lens", "N, T, C")
     if beam < 1:
@@ -286,7 +288,7 @@ class _PrefixStates(PrefixTrie):
     state of the LM (``lm_states``, kept: an int), and :meth:`log_probs` adds the LM's label scores.
     """
 
-    def __init__(self, model: Transducer, fusion: Optional[ShallowFusion] = None):
+    def __init__(self, model: "Transducer", fusion: Optional[ShallowFusion] = None):
         super().__init__()
         self.model = model
         self.fusion = fusion

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asrkit.decoding.lm import START, ShallowFusion
-from asrkit.decoding.prefix_trie import PrefixTrie
+from asrkit.search.lm import START, ShallowFusion
+from asrkit.search.prefix_trie import PrefixTrie
 
 PADDING = -2  # the trie node of an empty place in a beam: never a node, nor a parent (-1 is the root's parent)
 
@@ -53,7 +53,7 @@ def ctc_prefix_beam_search(
     lengths: (N,) number of valid frames of each utterance.
     beam: number of prefixes kept after each frame; per frame only the ``min(beam, V)`` most probable tokens
         are tried as extensions. ``beam=1`` reproduces :func:`ctc_greedy_search` (without an LM).
-    fusion: a token LM whose scores the ranking adds (:mod:`asrkit.decoding.lm`), or None.
+    fusion: a token LM whose scores the ranking adds (:mod:`asrkit.search.lm`), or None.
     """
     return [nbest[0][0] for nbest in ctc_prefix_beam_search_batch_nbest(log_probs, lengths, beam, blank, fusion)]
 
@@ -83,7 +83,7 @@ def ctc_prefix_beam_search_batch_nbest(
     log_probs: (N, T, V) log-softmax output; lengths: (N,) valid frames of each utterance.
     Returns per utterance what :func:`ctc_prefix_beam_search_nbest` returns for it alone. With ``fusion``, every
     alignment of a prefix carries the prefix's LM score (added when a label extends it), and the final scores
-    the end of the sentence's, so that the ranking is shallow fusion's (:mod:`asrkit.decoding.lm`). The beams of all
+    the end of the sentence's, so that the ranking is shallow fusion's (:mod:`asrkit.search.lm`). The beams of all
     utterances are rows of the same arrays, so each frame costs a fixed number of array operations
     whatever the batch size (one utterance at a time, the per-operation overhead dominated).
     """

@@ -1,0 +1,7 @@
+"""Search algorithms over the models' outputs, usable as a library: CTC greedy and prefix beam search
+(ctc_search), the transducer's greedy, Graves and modified beam searches (transducer_search), shallow fusion with
+a phone LM (lm), best-path alignments (alignment). The decode stage (:mod:`asrkit.decoding.decode`) and
+transcription run them through the models' ``search``."""
+
+#: the search and beam width that transcription and the decode stage use unless told otherwise
+DEFAULT_METHOD, DEFAULT_BEAM = "greedy", 10
