@@ -68,8 +68,8 @@ from asrkit import config
 from asrkit.config import AugmentationConfig, FeatureConfig, ModelConfig, PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
-from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, load_checkpoint, load_weights,
-                                        save_checkpoint, training_checkpoints)
+from asrkit.training.checkpoint import (checkpoint_name, is_end_of_epoch, latest_checkpoint, load_checkpoint,
+                                        load_weights, save_checkpoint, training_checkpoints)
 from asrkit.data.corpus import raise_problems
 from asrkit.data.dataset import RecognitionDataset, to_device, token_ids
 from asrkit.data.spec_augment import SpecAugment, keyed_generator
@@ -445,24 +445,6 @@ class SkipBatches:
 
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.count, None)
-
-
-def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest checkpoint made with these options; checkpoints of other options are deleted (nothing resumes
-    from them, and a copy kept aside would take the space a long training may run short of).
-
-    Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
-    """
-    for leftover in checkpoint_dir.glob(".*.partial*"):
-        leftover.unlink()
-    checkpoints = training_checkpoints(checkpoint_dir)
-    if not checkpoints:
-        return None
-    if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
-        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
-        shutil.rmtree(checkpoint_dir)
-        return None
-    return checkpoints[-1]
 
 
 def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:

@@ -159,15 +159,18 @@ def wav_id(wav: Path) -> str:
 
 
 def test_non_regular_files_are_refused_before_they_are_opened(tmp_path):
-    """Opening a FIFO waits for a writer forever (stage 1 hung); a directory gave an IsADirectoryError."""
+    """Opening a FIFO waits for a writer forever (stage 1 hung); a directory gave an IsADirectoryError, a symbolic
+    link loop an OSError ("Too many levels of symbolic links") from a worker process."""
     root = small_corpus(tmp_path / "corpus")
     fifo_phn, fifo_wav = first_utterance(root).with_suffix(".PHN"), sorted((root / "TRAIN").glob("*/*/SX43.WAV"))[0]
     directory_phn = sorted((root / "TRAIN").glob("*/*/SX133.PHN"))[0]
-    for path in (fifo_phn, fifo_wav, directory_phn):
+    loop_wav = sorted((root / "TRAIN").glob("*/*/SX223.WAV"))[0]
+    for path in (fifo_phn, fifo_wav, directory_phn, loop_wav):
         path.unlink()
     os.mkfifo(fifo_phn)
     os.mkfifo(fifo_wav)
     directory_phn.mkdir()
+    os.symlink(loop_wav.name, loop_wav)  # a link to itself
     result = subprocess.run([sys.executable, str(ROOT / "recipes/timit/local/prepare_timit.py"), "--corpus-dir",
                              str(root), "--output-dir", str(tmp_path / "manifests")],
                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -175,6 +178,8 @@ def test_non_regular_files_are_refused_before_they_are_opened(tmp_path):
     assert f"{fifo_phn}: a named pipe (FIFO), not a regular file" in result.stderr
     assert f"{fifo_wav}: a named pipe (FIFO), not a regular file" in result.stderr
     assert f"{directory_phn}: a directory, not a regular file" in result.stderr
+    assert f"{loop_wav}: a symbolic link loop, not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "manifests").exists()
 
 

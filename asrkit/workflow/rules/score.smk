@@ -49,8 +49,9 @@ rule decode:
     log:
         "logs/8_decode_{model}_{decoding}_{split}.log",
     shell:
-        "{PY} -m asrkit.decoding.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
-        " --beam {params.beam} {params.avg} --device {DEVICE} --output {output.hyps} 2>&1 | tee {log}"
+        ": > {log} && " + VERIFY_FEATURES.format(cuts="{input.cuts}")
+        + " && {PY} -m asrkit.decoding.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
+        " --beam {params.beam} {params.avg} --device {DEVICE} --output {output.hyps} 2>&1 | tee -a {log}"
 
 
 rule score:
