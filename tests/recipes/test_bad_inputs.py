@@ -243,6 +243,27 @@ def test_a_bad_config_file_is_named_before_snakemake_runs(tmp_path, text, proble
     assert result.stderr.startswith("error: " + problem.format(extra=extra)), result.stderr
     assert not (tmp_path / "work").exists()  # refused before anything was made or locked
 
+def test_a_relative_config_path_is_looked_for_from_the_callers_folder_then_the_recipes(tmp_path):
+    """`recipes/timit/run.sh --config my.yaml` from another folder said only "my.yaml: no such config file": it
+    looked in the recipe folder alone."""
+    (tmp_path / "my.yaml").write_text("")  # found in the caller's folder: read, and named by its full path
+    work = str(tmp_path / "work")
+    mine = subprocess.run([str(RUN_SH), "--config", "my.yaml", "--dir", work, "--", "--dry-run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert mine.returncode == 1
+    assert mine.stderr.startswith(f"error: {tmp_path / 'my.yaml'}: empty"), mine.stderr
+    gone = subprocess.run([str(RUN_SH), "--config", "gone.yaml", "--dir", work], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert (gone.returncode, gone.stderr) == (2, f"run.sh: --config gone.yaml: no such config file (looked in "
+                                                 f"{tmp_path} and in {RUN_SH.parent})\n")
+    assert not (tmp_path / "work").exists()
+    # not in the caller's folder: the recipe's own (its demo.yaml), as before
+    recipes = run_group(["sh", "-c", f"cd {tmp_path} && exec {RUN_SH} --config demo.yaml --dir {work} --stop-stage 0 "
+                                     f"-- --dry-run"], timeout=120)
+    assert recipes.returncode == 0, recipes.stderr[-3000:]
+    assert "demo_corpus" in recipes.stdout
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints
 

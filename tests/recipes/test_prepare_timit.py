@@ -203,7 +203,8 @@ def test_kaggle_copy_gives_the_standard_sets_of_its_sphere_files(tmp_path):
     'missing .PHN file' for every RIFF copy; now the SPHERE files make Kaldi's standard sets."""
     root = write_timit_skeleton(tmp_path, kaggle=True)
     assert {p.name for p in root.iterdir()} == {"data", "train_data.csv", "test_data.csv"}
-    assert (root / "data/TRAIN/DR1/ZZAA0/SI943.WAV.wav").is_file()  # (the skeleton's invented train speakers)
+    spheres, copies = (sorted(root.glob(f"data/*/*/*/{pattern}")) for pattern in ("*.WAV", "*.WAV.wav"))
+    assert len(spheres) == len(copies) == 6300 and copies[0] == spheres[0].with_name(spheres[0].name + ".wav")
     sets = standard_sets(root, num_jobs=2)
     assert {split: set_sizes(sup) for split, (_, sup) in sets.items()} == {
         "train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
