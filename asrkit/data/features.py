@@ -15,10 +15,10 @@ made before the split is sharded, from the whole split, so a copy too is the sam
 global statistics are those of the original cuts alone, so that dev and test are normalised as without
 augmentation.
 
-Each shard's archives are recorded (size, SHA-256) beside them, and ``verify`` checks them before training and
-decoding read them (:mod:`asrkit.data.feature_archives`).
+Each shard's archives are recorded (size, SHA-256) beside them, and checked before training and decoding read
+them (:mod:`asrkit.data.feature_archives`).
 
-Run as ``python -m asrkit.data.features compute|merge|stats|verify ...``; the recipe's Snakemake rules do.
+Run as ``python -m asrkit.data.features compute|merge|stats ...``; the recipe's Snakemake rules do.
 """
 
 import argparse
@@ -40,7 +40,7 @@ from lhotse.features.kaldifeat import KaldifeatMelOptions
 from asrkit import config
 from asrkit.config import AugmentationConfig, FeatureConfig
 from asrkit.data.augmentation import augment, features_only, is_augmented
-from asrkit.data.feature_archives import record_archives, verify_archives
+from asrkit.data.feature_archives import record_archives
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 
@@ -262,10 +262,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     merge = sub.add_parser("merge", help="join the cut manifests of a split's shards")
     merge.add_argument("--shards", type=Path, nargs="+", required=True, help="the shards' cut manifests")
     merge.add_argument("--cuts", type=Path, required=True, help="cut manifest to write")
-    verify = sub.add_parser("verify", help="check the feature archives that cut sets read against their records")
-    verify.add_argument("--cuts", type=Path, nargs="+", required=True, help="cut manifests whose archives to check")
-    verify.add_argument("--remove-damaged", action="store_true",
-                        help="remove the storage folder of a damaged archive, so that a rerun recomputes it")
     stats = sub.add_parser("stats", help="global mean/variance of the network input over a cut set")
     stats.add_argument("--cuts", type=Path, required=True)
     stats.add_argument("--output", type=Path, required=True)
@@ -287,11 +283,6 @@ def main(argv: Optional[List[str]] = None) -> None:
             merge_shards(args.shards, args.cuts)
         except ValueError as e:
             raise SystemExit(f"error: {e}")
-    elif args.command == "verify":
-        damaged = verify_archives(args.cuts, args.remove_damaged)
-        if damaged:
-            raise SystemExit("error: " + "\nerror: ".join(damaged))
-        logging.info(f"the feature archives of {', '.join(map(str, args.cuts))} are as they were written")
     else:
         compute_global_stats(CutSet.from_file(args.cuts), config.from_flags(args, FeatureConfig), args.output)
 

@@ -15,10 +15,9 @@ from lhotse import CutSet
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.decoding.decode import decode
 from asrkit.data.dataset import RecognitionDataset
-from asrkit.data.feature_archives import verify_archives
+from asrkit.data.feature_archives import main as verify_main, verify_archives
 from asrkit.data.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
-from asrkit.data.features import main as features_main
 from asrkit.data.units import PhoneUnits
 from asrkit.data.lang import BLANK, TokenTable, prepare_phones
 from asrkit.model.encoder import BiLstmEncoder
@@ -86,7 +85,7 @@ def test_features_in_shards_equal_those_in_one(prepared, tmp_path):
 @pytest.mark.parametrize("damage", ["cut short", "grown", "changed"])
 def test_a_damaged_feature_archive_is_named_with_its_cuts_and_removed_for_the_rerun(prepared, tmp_path, damage):
     """A cut-short feats.lca failed training in a DataLoader worker with lilcom's "Length of string was too
-    short", naming no archive; verify (run before training and decoding) names it and its cuts."""
+    short", naming no archive; the check run before training and decoding names it and its cuts."""
     manifests = [prepared / f"manifests/timit_{kind}_dev.jsonl.gz" for kind in ("recordings", "supervisions")]
     cuts_path, storage = tmp_path / "cuts_dev.jsonl.gz", tmp_path / "feats_dev"
     cuts = compute_features(*manifests, cuts_path, storage, FEATURES)
@@ -111,7 +110,7 @@ def test_a_damaged_feature_archive_is_named_with_its_cuts_and_removed_for_the_re
         with pytest.raises(ValueError, match=re.escape(f"{archive}: cannot read the features of cut {last[0].id} (")):
             dataset[last]
     with pytest.raises(SystemExit) as failed:
-        features_main(["verify", "--remove-damaged", "--cuts", str(cuts_path)])
+        verify_main(["--remove-damaged", "--cuts", str(cuts_path)])
     assert str(failed.value) == ("error: " + expected + f"removed {storage}: a rerun recomputes it (stage 2) and "
                                  f"what was made from it")
     assert not storage.exists() and tmp_path.exists()
@@ -247,6 +246,7 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_an_older_one_resumed(prepa
     assert sorted(p.name for p in checkpoints.iterdir()) == sorted(["epoch-1.pt", damaged])
     data = (checkpoints / damaged).read_bytes()
     (checkpoints / damaged).write_bytes(data[:len(data) // 2])
+    caplog.set_level("INFO")
     train(*cuts, tmp_path / "resumed", setup)
     assert f"{checkpoints / damaged} is damaged: set aside as {checkpoints / damaged}.damaged" in caplog.text
     assert f"resuming from {checkpoints / 'epoch-1.pt'}" in caplog.text

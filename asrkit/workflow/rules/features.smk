@@ -61,7 +61,7 @@ rule feature_stats:
 # What a job that reads features runs first (cuts: its cut manifests): an archive that differs from the size and
 # SHA-256 recorded when it was written is named and its shard's folder removed, and the job fails; the rerun then
 # recomputes that shard, and what follows from it (asrkit/data/feature_archives.py).
-VERIFY_FEATURES = "{{PY}} -m asrkit.data.features verify --remove-damaged --cuts {cuts} 2>&1 | tee -a {{log}}"
+VERIFY_FEATURES = "{{PY}} -m asrkit.data.feature_archives --remove-damaged --cuts {cuts} 2>&1 | tee -a {{log}}"
 
 
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.
