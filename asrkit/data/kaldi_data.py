@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import soundfile
 from lhotse import RecordingSet, SupervisionSet, validate_recordings_and_supervisions
-from lhotse.audio import AudioSource, info
+from lhotse.audio import AudioSource
 from lhotse.kaldi import export_to_kaldi, get_duration, load_kaldi_data_dir, save_kaldi_text_mapping
 from lhotse.utils import fastcopy
 

@@ -86,7 +86,7 @@ def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
     deeper = [d for d in sorted(corpus_dir.glob("*/*")) + sorted(corpus_dir.glob("*/*/*"))
               if d.is_dir() and {"TRAIN", "TEST"} <= timit_parts_in(d).keys()]
     raise CorpusError(f"{corpus_dir}: not a TIMIT copy: no TRAIN and TEST folder here"
-                      + (f" or in {looked_in}" if looked_in else f" (nor in a data/ or TIMIT/ folder)")
+                      + (f" or in {looked_in}" if looked_in else " (nor in a data/ or TIMIT/ folder)")
                       + (f"; {deeper[0]} has them: set corpus_dir to it" if deeper else ""))
 
 
