@@ -3,11 +3,12 @@
 A ``feats.lca`` cut short (a full disk during a copy, a bad sync) made training fail inside a DataLoader worker
 with ``lilcom: Length of string was too short``, naming no archive, and a rerun changed nothing: Snakemake saw
 the features as up to date. Stage 2 now writes ``archives.json`` beside the archives of each shard (one job writes
-``feats.lca``, several ``feats/feats-<i>.lca``). The rules that read features first run ``python -m
-asrkit.data.feature_archives --cuts ...``: an archive that differs from its record is named, with the cuts stored
-in it, and with ``--remove-damaged`` its shard's folder (a Snakemake output of stage 2) is removed, so that the
-rerun recomputes that shard, and what was made from it, without anything deleted by hand. The standard library
-alone reads the cut manifests here: the check starts in a fraction of a second, without torch or lhotse.
+``feats.lca``, several ``feats/feats-<i>.lca``). The rules that read a split's features (statistics, training,
+decoding) first run ``python -m asrkit.data.feature_archives --cuts ...``: an archive that differs from its record
+is named, with the cuts stored in it, and with ``--remove-damaged`` its shard's folder (a Snakemake output of
+stage 2) is removed, so that the rerun recomputes that shard, and what was made from it, without anything
+deleted by hand. The standard library alone reads the cut manifests here: the check starts in a fraction of a
+second, without torch or lhotse.
 """
 
 import argparse

@@ -12,6 +12,11 @@ AUGMENTATION = config.get("augmentation", {})
 AUGMENTATION_FLAGS = flags("augmentation", AUGMENTATION) if AugmentationConfig.from_dict(AUGMENTATION).enabled else ""
 TRAIN_AUGMENTATION_FLAGS = f" {flags(None, {'seed': config['seed']})} {AUGMENTATION_FLAGS}" if AUGMENTATION_FLAGS else ""
 
+# What a job that reads features runs first (cuts: its cut manifests): an archive that differs from the size and
+# SHA-256 recorded when it was written is named and its shard's folder removed, and the job fails; the rerun then
+# recomputes that shard, and what follows from it (asrkit/data/feature_archives.py).
+VERIFY_FEATURES = "{{PY}} -m asrkit.data.feature_archives --remove-damaged --cuts {cuts} 2>&1 | tee -a {{log}}"
+
 
 rule feature_shard:
     input:
@@ -55,13 +60,8 @@ rule feature_stats:
     log:
         "logs/2_feature_stats.log",
     shell:
-        "{PY} -m asrkit.data.features stats --cuts {input} --output {output} {params.features} 2>&1 | tee {log}"
-
-
-# What a job that reads features runs first (cuts: its cut manifests): an archive that differs from the size and
-# SHA-256 recorded when it was written is named and its shard's folder removed, and the job fails; the rerun then
-# recomputes that shard, and what follows from it (asrkit/data/feature_archives.py).
-VERIFY_FEATURES = "{{PY}} -m asrkit.data.feature_archives --remove-damaged --cuts {cuts} 2>&1 | tee -a {{log}}"
+        ": > {log} && " + VERIFY_FEATURES.format(cuts="{input}")
+        + " && {PY} -m asrkit.data.features stats --cuts {input} --output {output} {params.features} 2>&1 | tee -a {log}"
 
 
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.
