@@ -39,15 +39,18 @@ rule feature_shard:
         " {params.features} 2>&1 | tee {log}"
 
 
+# The shards' storage is an input too, though only their manifests are read: a shard whose storage is missing (a
+# damaged archive's, removed by VERIFY_FEATURES) is then computed again, and the merge after it.
 rule features:
     input:
-        expand(rules.feature_shard.output.cuts, shard=SHARDS, allow_missing=True),
+        shards=expand(rules.feature_shard.output.cuts, shard=SHARDS, allow_missing=True),
+        storage=expand(rules.feature_shard.output.storage, shard=SHARDS, allow_missing=True),
     output:
         cuts="data/features/cuts_{split}.jsonl.gz",
     log:
         "logs/2_features_{split}.log",
     shell:
-        "{PY} -m asrkit.data.features merge --shards {input} --cuts {output.cuts} 2>&1 | tee {log}"
+        "{PY} -m asrkit.data.features merge --shards {input.shards} --cuts {output.cuts} 2>&1 | tee {log}"
 
 
 rule feature_stats:
