@@ -5,9 +5,9 @@ with ``lilcom: Length of string was too short``, naming no archive, and a rerun 
 the features as up to date. Stage 2 now writes ``archives.json`` beside the archives of each shard (one job writes
 ``feats.lca``, several ``feats/feats-<i>.lca``). The rules that read a split's features (statistics, training,
 decoding) first run ``python -m asrkit.data.feature_archives --cuts ...``: an archive that differs from its record
-is named, with the cuts stored in it, and with ``--remove-damaged`` its shard's folder (a Snakemake output of
-stage 2) is removed, so that the rerun recomputes that shard, and what was made from it, without anything
-deleted by hand. The standard library alone reads the cut manifests here: the check starts in a fraction of a
+is named, with the cuts stored in it, and with ``--remove-damaged`` its shard's folder and the cut manifest (both
+Snakemake outputs of stage 2) are removed, so that the rerun recomputes them, and what was made from them,
+without anything deleted by hand. The standard library alone reads the cut manifests here: the check starts in a fraction of a
 second, without torch or lhotse.
 """
 
@@ -93,18 +93,25 @@ def damaged_archives(cuts_path: Path) -> List[Tuple[Path, Path, str, List[str]]]
 
 def verify_archives(cuts_paths: List[Path], remove_damaged: bool) -> List[str]:
     """Check every archive that the cuts of ``cuts_paths`` read; one message per damaged archive, naming it, the
-    problem, its cuts and what fixes it. With ``remove_damaged``, its storage folder is removed, so that the
-    recipe's rerun recomputes it."""
+    problem, its cuts and what fixes it.
+
+    With ``remove_damaged``, its storage folder is removed, and the cut manifest that reads it: Snakemake looks
+    for the missing outputs of a stage only where a job that must run reads them, so the manifest that the
+    failed job read must go too (rule ``features`` reads the storage folders as well), and the rerun recomputes
+    that shard, the manifest, and what was made from them."""
     messages = []
     for cuts_path in cuts_paths:
-        for archive, storage_dir, problem, cut_ids in damaged_archives(cuts_path):
+        damaged = damaged_archives(cuts_path)
+        for archive, storage_dir, problem, cut_ids in damaged:
             shown = ", ".join(cut_ids[:3]) + (", ..." if len(cut_ids) > 3 else "")
             if remove_damaged and storage_dir.exists():
                 shutil.rmtree(storage_dir)
-            fix = (f"removed {storage_dir}: a rerun recomputes it (stage 2) and what was made from it" if remove_damaged
-                   else f"remove {storage_dir} and rerun to recompute it")
+            fix = (f"removed {storage_dir} and {cuts_path}: a rerun recomputes them (stage 2) and what was made from "
+                   f"them" if remove_damaged else f"remove {storage_dir} and rerun to recompute it")
             messages.append(f"{archive}: damaged feature archive: {problem}; it holds the features of {len(cut_ids)} "
                             f"cut(s) of {cuts_path} ({shown}); {fix}")
+        if damaged and remove_damaged:
+            cuts_path.unlink(missing_ok=True)
     return messages
 
 

@@ -111,9 +111,9 @@ def test_a_damaged_feature_archive_is_named_with_its_cuts_and_removed_for_the_re
             dataset[last]
     with pytest.raises(SystemExit) as failed:
         verify_main(["--remove-damaged", "--cuts", str(cuts_path)])
-    assert str(failed.value) == ("error: " + expected + f"removed {storage}: a rerun recomputes it (stage 2) and "
-                                 f"what was made from it")
-    assert not storage.exists() and tmp_path.exists()
+    assert str(failed.value) == ("error: " + expected + f"removed {storage} and {cuts_path}: a rerun recomputes them "
+                                 f"(stage 2) and what was made from them")
+    assert not storage.exists() and not cuts_path.exists() and tmp_path.exists()
 
 
 def test_global_stats_normalise_the_training_set(prepared):

@@ -151,7 +151,8 @@ def test_deleted_stage_outputs_are_rebuilt_with_what_reads_them(finished, tmp_pa
 def test_a_damaged_feature_archive_is_named_and_recomputed_by_the_rerun(finished, tmp_path):
     """A train feats.lca cut short (a full disk during a copy) failed a retraining inside lilcom, naming nothing,
     and the rerun changed nothing: Snakemake saw the features as up to date. Now the retraining names the archive
-    and removes its shard, and the next rerun recomputes it, with nothing deleted by hand."""
+    and removes its shard and the manifest that reads it, and the next rerun recomputes them, with nothing deleted
+    by hand."""
     recipe = copy_of(finished, tmp_path)
     work = recipe.work
     archive = sorted((work / "data/features/feats_train").rglob("*.lca"))[0]
@@ -164,7 +165,8 @@ def test_a_damaged_feature_archive_is_named_and_recomputed_by_the_rerun(finished
     output = failed.stdout + failed.stderr
     assert (f"error: {archive.relative_to(work)}: damaged feature archive: {len(data) // 2} bytes, {len(data)} when "
             f"it was written (cut short); it holds the features of ") in output
-    assert f"removed {shard}: a rerun recomputes it (stage 2) and what was made from it" in output
+    assert (f"removed {shard} and data/features/cuts_train.jsonl.gz: a rerun recomputes them (stage 2) and what "
+            f"was made from them") in output
     assert "lilcom" not in output
     assert {"feature_shard", "features", "feature_stats"} | RETRAIN - {"stage_4", "stage_8"} <= plan(recipe)
     rerun = recipe.run()
