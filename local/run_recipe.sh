@@ -5,11 +5,13 @@
 # Usage (as the recipe's run.sh):
 #   run.sh [--stage N] [--stop-stage M] [--config extra.yaml] [--dir DIR] [--cores N] [--profile DIR]
 #          [-- snakemake args]
-# The recipe folder holds config.yaml and rules/prepare.smk; --dir and --config are relative to it.
+# The recipe folder holds config.yaml and rules/prepare.smk; --dir is relative to it. A relative --config path is
+# looked for from the caller's folder first, as shell tools do, then in the recipe folder (its demo.yaml, conf/).
 set -euo pipefail
 
 recipe_script=$1
 shift
+caller_dir=$(pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)  # the repository: Snakefile, asrkit/, .venv
 python=$root/.venv/bin/python
 
@@ -40,6 +42,18 @@ done
 
 recipe_dir=$(cd "$(dirname "$recipe_script")" && pwd)
 snakemake=${SNAKEMAKE:-$root/.venv/bin/snakemake}
+for i in "${!extra_configs[@]}"; do
+  config_file=${extra_configs[$i]}
+  if [[ $config_file == /* ]]; then continue; fi
+  if [ -e "$caller_dir/$config_file" ]; then
+    extra_configs[$i]=$caller_dir/$config_file
+  elif [ -e "$recipe_dir/$config_file" ]; then
+    extra_configs[$i]=$recipe_dir/$config_file
+  else
+    echo "run.sh: --config $config_file: no such config file (looked in $caller_dir and in $recipe_dir)" >&2
+    exit 2
+  fi
+done
 cd "$recipe_dir"
 # Snakemake names no file when one is empty or not a mapping, and keeps a repeated key's last value silently
 "$python" -m asrkit.config_files config.yaml "${extra_configs[@]}"

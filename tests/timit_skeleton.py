@@ -26,11 +26,15 @@ UNITS = {"type": "phones", "phone_set": 60}
 PHONES = [(0, 1200, "h#"), (1200, 2000, "s"), (2000, 2400, "q"), (2400, 3400, "iy"), (3400, 4800, "h#")]
 
 
-def write_utterance(speaker_dir: Path, utt: str, seed: int, lower_case: bool = False) -> None:
+def write_utterance(speaker_dir: Path, utt: str, seed: int, lower_case: bool = False,
+                    riff_copy: bool = False) -> None:
+    """The four files of an utterance; with ``riff_copy``, also the Kaggle copy's RIFF ``X.WAV.wav``."""
     name = utt.lower() if lower_case else utt
     ext = (lambda e: e.lower()) if lower_case else (lambda e: e)
     audio = (np.random.RandomState(seed).randn(NUM_SAMPLES) * 1000).astype(np.int16)
     soundfile.write(str(speaker_dir / f"{name}{ext('.WAV')}"), audio, 16000, format="NIST", subtype="PCM_16")
+    if riff_copy:
+        soundfile.write(str(speaker_dir / f"{name}{ext('.WAV')}.wav"), audio, 16000, format="WAV", subtype="PCM_16")
     (speaker_dir / f"{name}{ext('.PHN')}").write_text("".join(f"{s} {e} {p}\n" for s, e, p in PHONES))
     (speaker_dir / f"{name}{ext('.WRD')}").write_text("1200 3400 see\n")
     (speaker_dir / f"{name}{ext('.TXT')}").write_text(f"0 {NUM_SAMPLES} See.\n")
@@ -43,8 +47,12 @@ def invented_speaker(first_initial: str, i: int) -> str:
 
 def write_timit_skeleton(root: Path, num_train_speakers: int = 462, num_other_test_speakers: int = 94,
                          num_dev_speakers: int = 50, num_test_speakers: int = 24, lower_case: bool = False,
-                         data_folder: bool = False, utterances: Optional[list] = None) -> Path:
-    """Write the corpus under ``root`` and return the directory holding TRAIN/ and TEST/."""
+                         data_folder: bool = False, utterances: Optional[list] = None, kaggle: bool = False) -> Path:
+    """Write the corpus under ``root`` and return the directory holding TRAIN/ and TEST/ (or data/).
+
+    ``kaggle``: the layout of the Kaggle copy of TIMIT: everything in data/, a RIFF copy ``X.WAV.wav`` beside each
+    SPHERE ``X.WAV``, and ``train_data.csv`` and ``test_data.csv`` at the top."""
+    data_folder = data_folder or kaggle
     dev, test = get_speakers()
     speakers = {
         "TRAIN": [invented_speaker("Z", i) for i in range(num_train_speakers)],
@@ -61,7 +69,15 @@ def write_timit_skeleton(root: Path, num_train_speakers: int = 462, num_other_te
             speaker_dir.mkdir(parents=True)
             for utt in utterances or UTTERANCES:
                 seed += 1
-                write_utterance(speaker_dir, utt, seed, lower_case)
+                write_utterance(speaker_dir, utt, seed, lower_case, riff_copy=kaggle)
+    if kaggle:  # the Kaggle copy's own index of the files (its columns, in part)
+        for part in speakers:
+            speaker_dir = next((base / part).glob("*/*"))
+            (root / f"{part.lower()}_data.csv").write_text(
+                "index,test_or_train,dialect_region,speaker_id,filename,path_from_data_dir,is_converted_audio\n"
+                + "".join(f"{i},{part},{speaker_dir.parent.name},{speaker_dir.name},{f.name},"
+                          f"{f.relative_to(base)},{f.name.endswith('.WAV.wav')}\n"
+                          for i, f in enumerate(sorted(speaker_dir.iterdir()))))
     return root
 
 

@@ -5,11 +5,12 @@ traceback; a recipe collects every problem with these checks and stops with all 
 writes ``data/manifests/<recipe>_{recordings,supervisions}_<split>.jsonl.gz``, what the shared stages read.
 """
 
+import errno
 import logging
 import os
 import stat
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Type
+from typing import BinaryIO, Dict, List, Optional, Tuple, Type, Union
 
 import numpy as np
 import soundfile
@@ -35,7 +36,7 @@ class CorpusError(ValueError):
 
 def special_file_kind(path: Path) -> Optional[str]:
     """What ``path`` is when it exists but is not a regular file (``a directory``, ``a named pipe (FIFO)``, ``a
-    broken symbolic link``, ...); None for a regular file, a link to one, or nothing at all.
+    broken symbolic link``, ``a symbolic link loop``, ...); None for a regular file, a link to one, or nothing.
 
     Checked before a file is opened: opening a FIFO waits for a writer forever, a directory raises
     IsADirectoryError deep inside whatever library reads it.
@@ -44,6 +45,10 @@ def special_file_kind(path: Path) -> Optional[str]:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return "a broken symbolic link" if os.path.islink(path) else None
+    except OSError as e:  # a worker process died on it with a bare "Too many levels of symbolic links"
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        raise
     if stat.S_ISREG(mode):
         return None
     return next((kind for is_kind, kind in SPECIAL_FILE_KINDS if is_kind(mode)), "not a file")
@@ -63,37 +68,54 @@ def non_finite_samples(samples: np.ndarray) -> Optional[str]:
 
 
 def check_audio(path: Path) -> List[str]:
-    """Problems with one audio file: not a regular file, unreadable, not 16 kHz, not mono, empty, a truncated
-    SPHERE file, NaN or infinite samples (read only in float formats: integer samples cannot be either)."""
+    """Problems with one corpus audio file, each naming it: not a regular file, or :func:`audio_problems`."""
     problems = check_regular_file(path)
     if problems:
         return problems
+    return [f"{path}: {reason}" for reason in audio_problems(path)]
+
+
+def audio_problems(audio: Union[Path, BinaryIO], sample_rate: int = SAMPLE_RATE) -> List[str]:
+    """Why ``audio`` (a file, or a seekable file object such as a command's output in memory) is no usable
+    recording: unreadable, not at ``sample_rate``, not mono, empty, a truncated SPHERE file, NaN or infinite samples
+    (read only in float formats: integer samples cannot be either). The reasons alone, without a name."""
     try:
-        info = soundfile.info(str(path))
+        info = soundfile.info(_rewound(audio))
     except Exception as e:  # libsndfile's message says what is wrong with the header
-        return [f"{path}: unreadable audio ({e})"]
+        return [f"unreadable audio ({e})"]
     problems = []
-    if info.samplerate != SAMPLE_RATE:
-        problems.append(f"{path}: sample rate {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
+    if info.samplerate != sample_rate:
+        problems.append(f"sample rate {info.samplerate} Hz, expected {sample_rate} Hz")
     if info.channels != 1:
-        problems.append(f"{path}: {info.channels} channels, expected mono")
+        problems.append(f"{info.channels} channels, expected mono")
     if info.frames == 0:
-        problems.append(f"{path}: empty audio")
-    declared = sphere_sample_count(path) if info.format == "NIST" else None
+        problems.append("empty audio")
+    declared = sphere_sample_count(audio) if info.format == "NIST" else None
     if declared is not None and declared != info.frames:
-        problems.append(f"{path}: truncated audio: the header says {declared} samples, the file holds {info.frames}")
+        problems.append(f"truncated audio: the header says {declared} samples, the file holds {info.frames}")
     if info.subtype in FLOAT_SUBTYPES:
-        non_finite = non_finite_samples(soundfile.read(str(path), dtype="float64")[0])
+        non_finite = non_finite_samples(soundfile.read(_rewound(audio), dtype="float64")[0])
         if non_finite:
-            problems.append(f"{path}: {non_finite}")
+            problems.append(non_finite)
     return problems
 
 
-def sphere_sample_count(wav: Path) -> Optional[int]:
+def _rewound(audio: Union[Path, BinaryIO]) -> Union[str, BinaryIO]:
+    """What soundfile reads ``audio`` from: a path's name, or the file object at its start."""
+    if isinstance(audio, Path):
+        return str(audio)
+    audio.seek(0)
+    return audio
+
+
+def sphere_sample_count(wav: Union[Path, BinaryIO]) -> Optional[int]:
     """The ``sample_count`` a NIST SPHERE header declares (libsndfile trusts the file size instead)."""
-    with open(wav, "rb") as f:
-        header = f.read(1024).decode("ascii", errors="replace")
-    for line in header.splitlines():
+    if isinstance(wav, Path):
+        with open(wav, "rb") as f:
+            head = f.read(1024)
+    else:
+        head = _rewound(wav).read(1024)
+    for line in head.decode("ascii", errors="replace").splitlines():
         fields = line.split()
         if len(fields) == 3 and fields[0] == "sample_count" and fields[2].isdigit():
             return int(fields[2])

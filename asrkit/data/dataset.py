@@ -2,12 +2,14 @@
 
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.cut import Cut
 from torch.nn.utils.rnn import pad_sequence
 
 from asrkit.config import FeatureConfig
+from asrkit.data.feature_archives import ARCHIVE_RECORD
 from asrkit.data.features import expand_features
 from asrkit.data.lang import TokenTable
 from asrkit.data.spec_augment import SpecAugment
@@ -58,7 +60,7 @@ class RecognitionDataset(torch.utils.data.Dataset):
         features: List[torch.Tensor] = []
         targets: List[torch.Tensor] = []
         for cut in cuts:
-            static = torch.from_numpy(cut.load_features())
+            static = torch.from_numpy(load_features(cut))
             if self.spec_augment is None:
                 features.append(self.normalised(static))
             else:
@@ -73,6 +75,17 @@ class RecognitionDataset(torch.utils.data.Dataset):
             "target_lens": torch.tensor([t.numel() for t in targets]),
             "cut_ids": [cut.id for cut in cuts],
         }
+
+
+def load_features(cut: Cut) -> np.ndarray:
+    """A cut's stored features, (T, D); a damaged archive is named, with the cut (lilcom's error names neither)."""
+    try:
+        return cut.load_features()
+    except Exception as e:
+        raise ValueError(f"{cut.features.storage_path}: cannot read the features of cut {cut.id} ({type(e).__name__}: "
+                         f"{e}): the archive is damaged. The recipe's rerun finds it and recomputes it; features "
+                         f"stored without an {ARCHIVE_RECORD} (by an older asrkit) are not checked: remove their "
+                         f"folder and rerun") from e
 
 
 def to_device(batch: Dict, device: torch.device) -> Dict:

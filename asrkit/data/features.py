@@ -15,6 +15,9 @@ made before the split is sharded, from the whole split, so a copy too is the sam
 global statistics are those of the original cuts alone, so that dev and test are normalised as without
 augmentation.
 
+Each shard's archives are recorded (size, SHA-256) beside them, and checked before training and decoding read
+them (:mod:`asrkit.data.feature_archives`).
+
 Run as ``python -m asrkit.data.features compute|merge|stats ...``; the recipe's Snakemake rules do.
 """
 
@@ -37,6 +40,7 @@ from lhotse.features.kaldifeat import KaldifeatMelOptions
 from asrkit import config
 from asrkit.config import AugmentationConfig, FeatureConfig
 from asrkit.data.augmentation import augment, features_only, is_augmented
+from asrkit.data.feature_archives import record_archives
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
 
@@ -151,6 +155,7 @@ def compute_features(recordings: Path, supervisions: Path, cuts_path: Path, stor
                         extractor=extractor, storage_path=tmp_storage / "feats", num_jobs=num_jobs,
                         storage_type=LilcomChunkyWriter, executor=executor,
                     )
+            record_archives(tmp_storage)
             cuts = CutSet.from_cuts(sorted((features_only(_relocate_storage(c, tmp_storage, storage_dir))
                                             for c in cuts), key=lambda c: c.id))
             cuts.to_file(tmp_cuts)

@@ -10,22 +10,25 @@ reco2dur; it checks the directory first and names the file and line of each prob
 raises a bare KeyError/AssertionError or drops what it cannot read with only a warning.
 """
 
+import io
 import logging
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import soundfile
 from lhotse import RecordingSet, SupervisionSet, validate_recordings_and_supervisions
-from lhotse.audio import AudioSource, info
+from lhotse.audio import AudioSource
 from lhotse.kaldi import export_to_kaldi, get_duration, load_kaldi_data_dir, save_kaldi_text_mapping
 from lhotse.utils import fastcopy
 
-from asrkit.data.corpus import raise_problems
+from asrkit.data.corpus import audio_problems, raise_problems, special_file_kind
 from asrkit.data.manifests import MANIFEST_KINDS, manifest_path
 from asrkit.io import PathLike, atomic_output
 from asrkit.data.phones import CORPUS_PHONES, fold
@@ -37,6 +40,9 @@ TIME_TOLERANCE = 1e-3
 #: Seconds a wav.scp pipe may run before the import gives up on it (``--pipe-timeout``): Kaldi and lhotse wait
 #: forever on one that never ends.
 PIPE_TIMEOUT = 120.0
+#: A wav.scp pipe's output is checked (rate, channels, samples) only up to this size, about 2.3 hours of 16-bit
+#: 16 kHz audio; a longer one is only run to its end (or a pipe that writes forever would fill the memory).
+MAX_CHECKED_PIPE_BYTES = 256 << 20
 
 
 class KaldiDataError(ValueError):
@@ -177,14 +183,16 @@ def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: Pa
     The directory is checked first (every file's lines, the utterances of text/utt2spk/segments against
     wav.scp, every recording's audio); any problem stops the import with the file and line. Durations are
     read from the audio (``use_reco2dur`` trusts reco2dur instead: faster, but unreadable audio is then only
-    found when features are computed). Before lhotse reads the durations, every wav.scp pipe is run once with
-    its output discarded, to stop with its line if it does not end within ``pipe_timeout`` seconds (lhotse
-    would wait forever). feats.scp is not read. Returns the two manifest paths.
+    found when features are computed). Before lhotse reads the durations, every wav.scp entry's audio is checked
+    as a corpus file is (:func:`asrkit.data.corpus.audio_problems`: ``sampling_rate``, mono, not empty, no NaN or
+    infinite sample): files always, pipes unless ``use_reco2dur``, each run once to stop with its line if it does
+    not end within ``pipe_timeout`` seconds (lhotse would wait forever). feats.scp is not read. Returns the two
+    manifest paths.
     """
     data_dir = Path(data_dir)
     tables = check_kaldi_data_dir(data_dir, use_reco2dur)
-    if not use_reco2dur:
-        _check_pipes_end(data_dir / "wav.scp", tables["wav.scp"], pipe_timeout, num_jobs)
+    _check_wav_scp_audio(data_dir / "wav.scp", tables["wav.scp"], sampling_rate, pipe_timeout, num_jobs,
+                         run_pipes=not use_reco2dur)
     if (data_dir / "feats.scp").is_file():
         logging.info(f"{data_dir}/feats.scp: not used (asrkit computes its own features from the audio)")
     try:
@@ -195,7 +203,6 @@ def import_kaldi_data_dir(data_dir: PathLike, sampling_rate: int, output_dir: Pa
         raise
     if len(recordings) < len(tables["wav.scp"]):  # lhotse dropped unreadable pipes with a warning
         _raise_unreadable_audio(data_dir, tables["wav.scp"], num_jobs)
-    _check_sampling_rates(data_dir, tables["wav.scp"], sampling_rate)
     if "segments" in tables:
         _check_segments_inside_recordings(data_dir / "segments", tables["segments"], supervisions, recordings)
     try:
@@ -357,39 +364,76 @@ def _raise_unreadable_audio(data_dir: Path, wav_scp: Table, num_jobs: int) -> No
     raise_problems(bad, KaldiDataError, "recording(s) cannot be read")
 
 
-def _pipe_ends(command: str, timeout: float) -> bool:
-    """Run a wav.scp ``command |`` (through /bin/sh, as lhotse does) with its output discarded; False if it has
-    not ended within ``timeout`` seconds, when it is killed with every process it started."""
-    process = subprocess.Popen(command.rstrip()[:-1], shell=True, stdout=subprocess.DEVNULL, start_new_session=True)
+def _pipe_output(command: str, timeout: float) -> Tuple[bool, Optional[bytes]]:
+    """Run a wav.scp ``command |`` (through /bin/sh, as lhotse does): (whether it ended within ``timeout``
+    seconds, its output, or None beyond :data:`MAX_CHECKED_PIPE_BYTES`). One that has not ended is killed with
+    every process it started."""
+    process = subprocess.Popen(command.rstrip()[:-1], shell=True, stdout=subprocess.PIPE, start_new_session=True)
+    chunks: List[bytes] = []
+    size = 0
+
+    def read() -> None:
+        nonlocal size
+        while chunk := process.stdout.read(1 << 20):
+            size += len(chunk)
+            if size <= MAX_CHECKED_PIPE_BYTES:
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
     try:
         process.wait(timeout)
-        return True
     except subprocess.TimeoutExpired:
+        pass
+    reader.join(max(0.0, deadline - time.monotonic()))  # its output ends when every process writing it has
+    if reader.is_alive():
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        return False
+        reader.join(1.0)  # a process of its own session could still hold the pipe: then the daemon thread waits
+        return False, None
+    process.stdout.close()
+    return True, b"".join(chunks) if size <= MAX_CHECKED_PIPE_BYTES else None
 
 
-def _check_pipes_end(wav_scp_path: Path, wav_scp: Table, timeout: float, num_jobs: int) -> None:
-    """Raise :class:`KaldiDataError` naming the first wav.scp pipe that does not end within ``timeout`` seconds."""
-    pipes = [(value, number) for value, number in wav_scp.values() if value.endswith("|")]
+def _entry_audio_problems(value: str, sampling_rate: int, timeout: float, run_pipes: bool) -> Optional[List[str]]:
+    """Why a wav.scp entry (a file or a ``command |``) gives no usable recording; None for a pipe that did not
+    end within ``timeout`` seconds. Unreadable audio is left to lhotse's reader, whose reason is reported then."""
+    if value.endswith("|"):
+        if not run_pipes:
+            return []
+        ended, output = _pipe_output(value, timeout)
+        if not ended:
+            return None
+        if output is None:
+            logging.info(f"the command {value!r} gives more than {MAX_CHECKED_PIPE_BYTES >> 20} MiB: its audio is "
+                         f"not checked")
+            return []
+        audio = io.BytesIO(output)
+    else:
+        kind = special_file_kind(Path(value))
+        if kind:  # a FIFO would block the reader forever
+            return [f"{kind}, not an audio file"]
+        audio = Path(value)
+    return [reason + (" (--sampling-rate)" if reason.startswith("sample rate") else "")
+            for reason in audio_problems(audio, sampling_rate) if not reason.startswith("unreadable")]
+
+
+def _check_wav_scp_audio(wav_scp_path: Path, wav_scp: Table, sampling_rate: int, timeout: float, num_jobs: int,
+                         run_pipes: bool) -> None:
+    """Raise :class:`KaldiDataError` naming the first wav.scp pipe that does not end within ``timeout`` seconds,
+    or every line whose audio is not what the manifests will claim (lhotse takes the rate on trust, and reads NaN
+    samples that the feature stage then fails on, naming no line)."""
+    entries = list(wav_scp.values())
+    problems = []
     with ThreadPoolExecutor(num_jobs) as pool:
-        ended = [pool.submit(_pipe_ends, command, timeout) for command, _ in pipes]
-        for (command, number), result in zip(pipes, ended):
-            if not result.result():
+        found = [pool.submit(_entry_audio_problems, value, sampling_rate, timeout, run_pipes) for value, _ in entries]
+        for (value, number), result in zip(entries, found):
+            reasons = result.result()
+            if reasons is None:
                 pool.shutdown(cancel_futures=True)  # the ones already running end within the timeout
-                raise KaldiDataError(f"{wav_scp_path}:{number}: the command {command!r} did not end within "
+                raise KaldiDataError(f"{wav_scp_path}:{number}: the command {value!r} did not end within "
                                      f"{timeout:g} s (a pipe that never ends?); if it is only slow, raise "
                                      f"--pipe-timeout")
-
-
-def _check_sampling_rates(data_dir: Path, wav_scp: Table, sampling_rate: int) -> None:
-    """Audio files must have the rate the manifests will claim (lhotse takes it on trust); commands are not
-    run again for this."""
-    for value, number in wav_scp.values():
-        if value.endswith("|"):
-            continue
-        rate = info(value).samplerate  # lhotse's reader: it has just read this file
-        if rate != sampling_rate:
-            raise KaldiDataError(f"{data_dir / 'wav.scp'}:{number}: {value}: sample rate {rate} Hz, "
-                                 f"expected {sampling_rate} Hz (--sampling-rate)")
+            problems += [f"{wav_scp_path}:{number}: {value!r}: {reason}" for reason in reasons]
+    raise_problems(problems, KaldiDataError, "recording(s) with unusable audio")

@@ -3,7 +3,8 @@
 The audio goes through exactly what training saw: kaldifeat features with the checkpoint's feature options
 (computed on 16 kHz audio, as the recipe's), deltas, and the training set's mean and standard deviation.
 Any file soundfile reads (wav, flac, NIST sphere, ...) at any sampling rate is accepted: several channels are
-averaged into one, and other rates are resampled to 16 kHz with lhotse's band-limited sinc resampler.
+averaged into one, and other rates are resampled to 16 kHz with lhotse's band-limited sinc resampler. Audio
+below 16 kHz is upsampled with a warning: it has nothing above half its rate, which the model was trained on.
 
 A token's time is the start of the encoder frame at which it was emitted (frames are 10 ms times the
 encoder's ``stack_frames``): on the search's own path for greedy search, and on the most probable
@@ -13,6 +14,7 @@ frame at most). A word of sentencepiece pieces takes the time of its first piece
 """
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -101,6 +103,10 @@ def to_model_rate(samples: Union[np.ndarray, torch.Tensor], rate: int, source: s
     non_finite = non_finite_samples(samples.numpy())
     if non_finite:  # the network would output NaN, and every search an empty transcript
         raise ValueError(f"{source}: {non_finite}")
+    if rate < SAMPLING_RATE:  # e.g. telephone audio: upsampling cannot restore the band the model relies on
+        logging.warning(f"{source}: {rate} Hz audio, upsampled to {SAMPLING_RATE} Hz: the model was trained on "
+                        f"{SAMPLING_RATE // 1000} kHz audio and hears nothing above {rate / 2000:g} kHz here; expect "
+                        f"more errors than on {SAMPLING_RATE // 1000} kHz audio")
     mono = samples.mean(dim=0, keepdim=True)  # averaging, unlike taking one channel, keeps speech on either side
     return _resampler(int(rate))(mono)[0]
 

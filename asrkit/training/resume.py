@@ -13,21 +13,32 @@ from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, trainin
 
 
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
-    """The newest checkpoint made with these options; checkpoints of other options are deleted (nothing resumes
-    from them, and a copy kept aside would take the space a long training may run short of).
+    """The newest readable checkpoint made with these options, or None to train afresh.
 
-    Half-written checkpoints of a killed run (hidden ``.partial`` files) are never read, only deleted.
+    A checkpoint that cannot be read (cut short by a full disk or a bad copy) is set aside as
+    ``<name>.damaged``, with a warning naming it, and the next older one is tried: a resume from an earlier
+    checkpoint only repeats some training, a stop would need the file deleted by hand. When the newest readable
+    checkpoint was made with other options, all of them are deleted (nothing resumes from them, and a copy kept
+    aside would take the space a long training may run short of). Half-written checkpoints of a killed run
+    (hidden ``.partial`` files) are never read, only deleted.
     """
     for leftover in checkpoint_dir.glob(".*.partial*"):
         leftover.unlink()
-    checkpoints = training_checkpoints(checkpoint_dir)
-    if not checkpoints:
-        return None
-    if load_checkpoint(checkpoints[-1]).get("options_digest") != digest:
-        logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
-        shutil.rmtree(checkpoint_dir)
-        return None
-    return checkpoints[-1]
+    for path in reversed(training_checkpoints(checkpoint_dir)):
+        try:
+            options_digest = load_checkpoint(path).get("options_digest")
+        except ValueError as e:
+            damaged = path.with_name(f"{path.name}.damaged")
+            path.replace(damaged)
+            logging.warning(f"{e}\n{path} is damaged: set aside as {damaged}; resuming from an older checkpoint "
+                            f"if there is one")
+            continue
+        if options_digest != digest:
+            logging.warning(f"checkpoints in {checkpoint_dir} were made with other options: deleted")
+            shutil.rmtree(checkpoint_dir)
+            return None
+        return path
+    return None
 
 def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
     """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""

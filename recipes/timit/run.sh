@@ -2,7 +2,8 @@
 # TIMIT phone recognition, Graves, Mohamed & Hinton 2013 (deep BiLSTM + CTC).
 #
 # You need an LDC TIMIT copy (LDC93S1): set corpus_dir in config.yaml to the folder holding TRAIN/ and
-# TEST/ (or the one holding data/); upper- or lower-case names both work, nothing is copied. Without
+# TEST/ (or the one holding data/, as the Kaggle copy does, or TIMIT/, as the LDC disc does); upper- or
+# lower-case names both work, nothing is copied. Without
 # one, `run.sh --config demo.yaml --dir demo` builds a synthetic TIMIT-layout corpus and runs the same stages.
 #
 # The numbered stages are listed below (`run.sh --help`); Snakemake decides what is stale, and up-to-date

@@ -1,5 +1,6 @@
 """Kaldi data directories <-> manifests (asrkit/data/kaldi_data.py), through lhotse's own lhotse.kaldi code."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,17 @@ def write_8khz_b_wav(data: Path) -> None:
     soundfile.write(str(data.parent / "b.wav"), np.zeros(800), 8000)
 
 
+def write_nan_b_wav(data: Path) -> None:
+    samples = np.zeros(8000, dtype=np.float32)
+    samples[[10, 20]] = np.nan
+    soundfile.write(str(data.parent / "b.wav"), samples, RATE, subtype="FLOAT")
+
+
+def nan_b_wav_through_a_pipe(data: Path) -> None:
+    write_nan_b_wav(data)
+    (data / "wav.scp").write_text(f"s1-a {data.parent}/a.wav\ns2-b cat {data.parent}/b.wav |\n")
+
+
 SEGMENT_1 = "s1-a s1-a 0 0.2\n"
 
 
@@ -238,7 +250,19 @@ SEGMENT_1 = "s1-a s1-a 0 0.2\n"
     ("b.wav", "not audio", r"data/wav.scp:2: unreadable audio '.*b.wav' \(Error opening .*Format not recognised"),
     ("data/wav.scp", "s1-a {tmp}/a.wav\ns2-b sox {tmp}/gone.wav -t wav - |\n",
      r"data/wav.scp:2: unreadable audio 'sox .*gone.wav -t wav - \|' \(the command gives no readable mono audio"),
-    ("b.wav", write_8khz_b_wav, r"data/wav.scp:2: .*b.wav: sample rate 8000 Hz, expected 16000"),
+    ("b.wav", write_8khz_b_wav,
+     r"data/wav.scp:2: '.*b.wav': sample rate 8000 Hz, expected 16000 Hz \(--sampling-rate\)"),
+    # the audio of every entry is checked as stage 1 checks a corpus file: pipes too (they are run once anyway)
+    ("data/wav.scp", "s1-a {tmp}/a.wav\ns2-b sox {tmp}/b.wav -r 8000 -t wav - |\n",
+     r"data/wav.scp:2: 'sox .*b.wav -r 8000 -t wav - \|': sample rate 8000 Hz, expected 16000 Hz \(--sampling-rate\)"),
+    ("b.wav", write_nan_b_wav, r"data/wav.scp:2: '.*b.wav': 2 of 8000 samples are NaN or infinite"),
+    ("data/wav.scp", nan_b_wav_through_a_pipe, r"data/wav.scp:2: 'cat .*b.wav \|': 2 of 8000 samples are NaN or infinite"),
+    ("b.wav", lambda d: soundfile.write(str(d.parent / "b.wav"), np.zeros((800, 2), dtype=np.int16), RATE),
+     r"data/wav.scp:2: '.*b.wav': 2 channels, expected mono"),
+    ("data/wav.scp", "s1-a {tmp}/a.wav\ns2-b sox {tmp}/b.wav -t wav - trim 0 0 |\n",
+     r"data/wav.scp:2: 'sox .*b.wav -t wav - trim 0 0 \|': empty audio"),
+    ("b.wav", lambda d: ((d.parent / "b.wav").unlink(), os.mkfifo(d.parent / "b.wav")),
+     r"data/wav.scp:2: '.*b.wav': a named pipe \(FIFO\), not an audio file"),
 ])
 def test_bad_kaldi_dirs_are_named(tmp_path, path, content, problem):
     data = good_kaldi_dir(tmp_path)

@@ -166,6 +166,18 @@ def test_cli_names_nan_audio_and_a_directory_and_goes_on(models, audio, tmp_path
     assert [line.split("\t")[0] for line in output.out.splitlines()] == [str(audio["wav16"])]
 
 
+def test_audio_below_16khz_is_transcribed_with_a_warning(models, audio, capsys, caplog):
+    """8 kHz audio was upsampled silently: a model trained on 16 kHz hears nothing above 4 kHz in it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", "--model", str(models["ctc"]), str(audio["wav8"]), str(audio["wav16"]),
+              str(audio["flac22"])])
+    assert exit_info.value.code == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # all three are transcribed
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{audio['wav8']}: 8000 Hz audio, upsampled to 16000 Hz: the model was trained on 16 kHz "
+                        f"audio and hears nothing above 4 kHz here; expect more errors than on 16 kHz audio"]
+
+
 # --- transcription ------------------------------------------------------------------------------------------
 
 def check_times(transcript, strictly: bool) -> None:

@@ -159,15 +159,18 @@ def wav_id(wav: Path) -> str:
 
 
 def test_non_regular_files_are_refused_before_they_are_opened(tmp_path):
-    """Opening a FIFO waits for a writer forever (stage 1 hung); a directory gave an IsADirectoryError."""
+    """Opening a FIFO waits for a writer forever (stage 1 hung); a directory gave an IsADirectoryError, a symbolic
+    link loop an OSError ("Too many levels of symbolic links") from a worker process."""
     root = small_corpus(tmp_path / "corpus")
     fifo_phn, fifo_wav = first_utterance(root).with_suffix(".PHN"), sorted((root / "TRAIN").glob("*/*/SX43.WAV"))[0]
     directory_phn = sorted((root / "TRAIN").glob("*/*/SX133.PHN"))[0]
-    for path in (fifo_phn, fifo_wav, directory_phn):
+    loop_wav = sorted((root / "TRAIN").glob("*/*/SX223.WAV"))[0]
+    for path in (fifo_phn, fifo_wav, directory_phn, loop_wav):
         path.unlink()
     os.mkfifo(fifo_phn)
     os.mkfifo(fifo_wav)
     directory_phn.mkdir()
+    os.symlink(loop_wav.name, loop_wav)  # a link to itself
     result = subprocess.run([sys.executable, str(ROOT / "recipes/timit/local/prepare_timit.py"), "--corpus-dir",
                              str(root), "--output-dir", str(tmp_path / "manifests")],
                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -175,6 +178,8 @@ def test_non_regular_files_are_refused_before_they_are_opened(tmp_path):
     assert f"{fifo_phn}: a named pipe (FIFO), not a regular file" in result.stderr
     assert f"{fifo_wav}: a named pipe (FIFO), not a regular file" in result.stderr
     assert f"{directory_phn}: a directory, not a regular file" in result.stderr
+    assert f"{loop_wav}: a symbolic link loop, not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "manifests").exists()
 
 
@@ -237,6 +242,27 @@ def test_a_bad_config_file_is_named_before_snakemake_runs(tmp_path, text, proble
     assert result.returncode == 1
     assert result.stderr.startswith("error: " + problem.format(extra=extra)), result.stderr
     assert not (tmp_path / "work").exists()  # refused before anything was made or locked
+
+def test_a_relative_config_path_is_looked_for_from_the_callers_folder_then_the_recipes(tmp_path):
+    """`recipes/timit/run.sh --config my.yaml` from another folder said only "my.yaml: no such config file": it
+    looked in the recipe folder alone."""
+    (tmp_path / "my.yaml").write_text("")  # found in the caller's folder: read, and named by its full path
+    work = str(tmp_path / "work")
+    mine = subprocess.run([str(RUN_SH), "--config", "my.yaml", "--dir", work, "--", "--dry-run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert mine.returncode == 1
+    assert mine.stderr.startswith(f"error: {tmp_path / 'my.yaml'}: empty"), mine.stderr
+    gone = subprocess.run([str(RUN_SH), "--config", "gone.yaml", "--dir", work], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert (gone.returncode, gone.stderr) == (2, f"run.sh: --config gone.yaml: no such config file (looked in "
+                                                 f"{tmp_path} and in {RUN_SH.parent})\n")
+    assert not (tmp_path / "work").exists()
+    # not in the caller's folder: the recipe's own (its demo.yaml), as before
+    recipes = run_group(["sh", "-c", f"cd {tmp_path} && exec {RUN_SH} --config demo.yaml --dir {work} --stop-stage 0 "
+                                     f"-- --dry-run"], timeout=120)
+    assert recipes.returncode == 0, recipes.stderr[-3000:]
+    assert "demo_corpus" in recipes.stdout
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Checkpoints

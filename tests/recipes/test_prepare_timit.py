@@ -188,3 +188,61 @@ def test_not_a_timit_copy(tmp_path):
         standard_sets(tmp_path)
     with pytest.raises(CorpusError, match="no such directory"):
         standard_sets(tmp_path / "nowhere")
+
+
+#: Kaldi's egs/timit/s5/conf/dev_spk.list and conf/test_spk.list (the standard dev and core-test speakers)
+KALDI_DEV_SPEAKERS = """faks0 fdac1 fjem0 mgwt0 mjar0 mmdb1 mmdm2 mpdf0 fcmh0 fkms0 mbdg0 mbwm0 mcsh0 fadg0 fdms0 fedw0
+    mgjf0 mglb0 mrtk0 mtaa0 mtdt0 mthc0 mwjg0 fnmr0 frew0 fsem0 mbns0 mmjr0 mdls0 mdlf0 mdvc0 mers0 fmah0 fdrw0 mrcs0
+    mrjm4 fcal1 mmwh0 fjsj0 majc0 mjsw0 mreb0 fgjd0 fjmg0 mroa0 mteb0 mjfc0 mrjr0 fmml0 mrws1""".upper().split()
+KALDI_TEST_SPEAKERS = """mdab0 mwbt0 felc0 mtas1 mwew0 fpas0 mjmp0 mlnt0 fpkt0 mlll0 mtls0 fjlm0 mbpm0 mklt0 fnlp0 mcmj0
+    mjdh0 fmgd0 mgrt0 mnjm0 fdhc0 mjln0 mpam0 fmld0""".upper().split()
+
+
+def test_kaggle_copy_gives_the_standard_sets_of_its_sphere_files(tmp_path):
+    """The Kaggle copy (data/, a RIFF X.WAV.wav beside each SPHERE X.WAV, two CSV files at the top) gave a
+    'missing .PHN file' for every RIFF copy; now the SPHERE files make Kaldi's standard sets."""
+    root = write_timit_skeleton(tmp_path, kaggle=True)
+    assert {p.name for p in root.iterdir()} == {"data", "train_data.csv", "test_data.csv"}
+    spheres, copies = (sorted(root.glob(f"data/*/*/*/{pattern}")) for pattern in ("*.WAV", "*.WAV.wav"))
+    assert len(spheres) == len(copies) == 6300 and copies[0] == spheres[0].with_name(spheres[0].name + ".wav")
+    sets = standard_sets(root, num_jobs=2)
+    assert {split: set_sizes(sup) for split, (_, sup) in sets.items()} == {
+        "train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
+    assert {s.speaker for s in sets["dev"][1]} == set(KALDI_DEV_SPEAKERS)
+    assert {s.speaker for s in sets["test"][1]} == set(KALDI_TEST_SPEAKERS)
+    sources = [r.sources[0].source for recordings, _ in sets.values() for r in recordings]
+    assert all(source.endswith(".WAV") and soundfile.info(source).format == "NIST" for source in sources)
+
+
+def test_kaggle_riff_copy_that_disagrees_or_stands_alone_is_named(tmp_path):
+    root = write_timit_skeleton(tmp_path, num_train_speakers=2, num_other_test_speakers=0, num_dev_speakers=1,
+                                num_test_speakers=1, kaggle=True)
+    wav = sorted((root / "data/TRAIN").glob("*/*/SI943.WAV"))[0]
+    short_copy = wav.parent / "SI943.WAV.wav"
+    soundfile.write(str(short_copy), np.zeros(NUM_SAMPLES // 2, dtype=np.int16), 16000, format="WAV")
+    alone = wav.parent / "SX43.WAV"
+    alone.unlink()
+    with pytest.raises(CorpusError) as error:
+        standard_sets(root)
+    assert str(error.value) == (
+        f"2 problem(s) in the corpus:\n"
+        f"  {short_copy}: {NUM_SAMPLES // 2} samples at 16000 Hz, but {wav}, the SPHERE file that is read, holds "
+        f"{NUM_SAMPLES} at 16000 Hz: one of the two is damaged\n"
+        f"  {alone}: missing .WAV file for utterance {wav.parent.name}-SX43 (only its RIFF copy {alone}.wav is here: "
+        f"the SPHERE file is the one read)")
+
+
+def test_ldc_disc_timit_folder_is_accepted_and_a_deeper_copy_named(tmp_path):
+    disc = tmp_path / "disc"
+    sizes = {"num_train_speakers": 2, "num_other_test_speakers": 0, "num_dev_speakers": 1, "num_test_speakers": 1}
+    write_timit_skeleton(disc / "TIMIT", **sizes)
+    (disc / "README.DOC").write_text("the LDC disc's top\n")
+    assert set_sizes(standard_sets(disc)["train"][1]) == (16, 2)
+    with pytest.raises(CorpusError) as error:
+        standard_sets(tmp_path)
+    assert str(error.value) == (f"{tmp_path}: not a TIMIT copy: no TRAIN and TEST folder here (nor in a data/ or "
+                                f"TIMIT/ folder); {disc / 'TIMIT'} has them: set corpus_dir to it")
+    (disc / "TIMIT/TEST").rename(disc / "TIMIT/TESTING")
+    with pytest.raises(CorpusError) as error:
+        standard_sets(disc)
+    assert str(error.value) == f"{disc}: not a TIMIT copy: no TEST folder beside {disc / 'TIMIT/TRAIN'}"

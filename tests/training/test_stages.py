@@ -1,6 +1,7 @@
 """Stages 2-8 as functions, on a TIMIT-shaped skeleton corpus: features, lang, model, training, decoding."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from lhotse import CutSet
 
 from asrkit.training.checkpoint import load_checkpoint, load_model
 from asrkit.config import UnitsConfig
+from asrkit.data.dataset import RecognitionDataset
+from asrkit.data.feature_archives import main as verify_main, verify_archives
 from asrkit.data.units import units_from_state
 from asrkit.decoding import lm_weights
 from asrkit.decoding.decode import decode, main as decode_main
@@ -20,11 +23,13 @@ from asrkit.scoring.score import error_rate
 from asrkit.training import ngram_lm
 from asrkit.data.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
+from asrkit.data.units import PhoneUnits
 from asrkit.data.lang import BLANK, TokenTable, prepare_phones
 from asrkit.model.encoder import BiLstmEncoder
 from asrkit.training.train import train
 from asrkit.data.corpus import write_manifests
 from prepare_timit import standard_sets
+from interrupted_training import stopped_after
 from timit_skeleton import FEATURES, training_flags, training_setup, write_timit_skeleton
 
 
@@ -80,6 +85,40 @@ def test_features_in_shards_equal_those_in_one(prepared, tmp_path):
         merge_shards([shards[0], shards[0]], tmp_path / "twice.jsonl.gz")
     with pytest.raises(ValueError, match="bad shard '4-of-3'"):
         parse_shard("4-of-3")
+
+
+@pytest.mark.parametrize("damage", ["cut short", "grown", "changed"])
+def test_a_damaged_feature_archive_is_named_with_its_cuts_and_removed_for_the_rerun(prepared, tmp_path, damage):
+    """A cut-short feats.lca failed training in a DataLoader worker with lilcom's "Length of string was too
+    short", naming no archive; the check run before training and decoding names it and its cuts."""
+    manifests = [prepared / f"manifests/timit_{kind}_dev.jsonl.gz" for kind in ("recordings", "supervisions")]
+    cuts_path, storage = tmp_path / "cuts_dev.jsonl.gz", tmp_path / "feats_dev"
+    cuts = compute_features(*manifests, cuts_path, storage, FEATURES)
+    archive = storage / "feats.lca"
+    assert json.loads((storage / "archives.json").read_text())["feats.lca"]["bytes"] == archive.stat().st_size
+    assert verify_archives([cuts_path], remove_damaged=False) == []
+    data = archive.read_bytes()
+    damaged = {"cut short": data[:len(data) // 2], "grown": data + b"\0",
+               "changed": data[:100] + bytes([data[100] ^ 1]) + data[101:]}[damage]
+    archive.write_bytes(damaged)
+    problem = {"cut short": f"{len(damaged)} bytes, {len(data)} when it was written (cut short)",
+               "grown": f"{len(damaged)} bytes, {len(data)} when it was written (grown)",
+               "changed": "its content changed since it was written (SHA-256 differs)"}[damage]
+    shown = ", ".join(sorted(cuts.ids)[:3])
+    expected = (f"{archive}: damaged feature archive: {problem}; it holds the features of 8 cut(s) of {cuts_path} "
+                f"({shown}, ...); ")
+    assert verify_archives([cuts_path], remove_damaged=False) == [expected + f"remove {storage} and rerun to recompute it"]
+    if damage == "cut short":  # what training met: now the error names the archive and the cut
+        dataset = RecognitionDataset(TokenTable.load(prepared / "lang/tokens.txt"), PhoneUnits(60), FEATURES,
+                                     load_stats(prepared / "features/stats.pt"))
+        last = CutSet.from_cuts([sorted(cuts, key=lambda c: c.id)[-1]])
+        with pytest.raises(ValueError, match=re.escape(f"{archive}: cannot read the features of cut {last[0].id} (")):
+            dataset[last]
+    with pytest.raises(SystemExit) as failed:
+        verify_main(["--remove-damaged", "--cuts", str(cuts_path)])
+    assert str(failed.value) == ("error: " + expected + f"removed {storage} and {cuts_path}: a rerun recomputes them "
+                                 f"(stage 2) and what was made from them")
+    assert not storage.exists() and not cuts_path.exists() and tmp_path.exists()
 
 
 def test_global_stats_normalise_the_training_set(prepared):
@@ -191,6 +230,35 @@ def test_changed_options_do_not_resume_stale_checkpoints(prepared, tmp_path):
           prepared / "features/stats.pt", prepared / "lang/tokens.txt", tmp_path, training_setup(options))
     assert load_model(tmp_path / "model.pt").encoder.lstm.hidden_size == 8
     assert not list(tmp_path.glob("checkpoints.stale-*"))  # the stale checkpoints were deleted, not kept aside
+
+
+@pytest.mark.parametrize("damaged", ["epoch-2.pt", "epoch-2-batch-2.pt"])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_an_older_one_resumed(prepared, tmp_path, caplog, damaged):
+    """A truncated newest checkpoint (end of epoch, or mid-epoch) stopped the rerun; now it is set aside with a
+    warning naming it, and training resumes from the checkpoint before it, to the weights of a run never stopped."""
+    setup = training_setup({**training_options(2), "training": {**training_options(2)["training"],
+                                                                 "checkpoint_every_batches": 2}})
+    cuts = [prepared / "features/cuts_train.jsonl.gz", prepared / "features/cuts_dev.jsonl.gz",
+            prepared / "features/stats.pt", prepared / "lang/tokens.txt"]
+    train(*cuts, tmp_path / "straight", setup)
+    if damaged == "epoch-2.pt":
+        train(*cuts, tmp_path / "resumed", setup)
+        (tmp_path / "resumed/model.pt").unlink()
+    else:
+        with stopped_after(damaged):
+            train(*cuts, tmp_path / "resumed", setup)
+    checkpoints = tmp_path / "resumed/checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == sorted(["epoch-1.pt", damaged])
+    data = (checkpoints / damaged).read_bytes()
+    (checkpoints / damaged).write_bytes(data[:len(data) // 2])
+    caplog.set_level("INFO")
+    train(*cuts, tmp_path / "resumed", setup)
+    assert f"{checkpoints / damaged} is damaged: set aside as {checkpoints / damaged}.damaged" in caplog.text
+    assert f"resuming from {checkpoints / 'epoch-1.pt'}" in caplog.text
+    assert (checkpoints / f"{damaged}.damaged").read_bytes() == data[:len(data) // 2]
+    straight, resumed = (load_checkpoint(tmp_path / run / "model.pt")["model"] for run in ("straight", "resumed"))
+    for name, weights in straight.items():
+        assert torch.equal(weights, resumed[name]), name
 
 
 def test_decode_uses_only_the_model_file(prepared, tmp_path):

@@ -146,3 +146,31 @@ def test_deleted_stage_outputs_are_rebuilt_with_what_reads_them(finished, tmp_pa
     recipe = copy_of(finished, tmp_path)
     shutil.rmtree(recipe.work / stage_outputs)
     assert redone | RETRAIN - {"stage_4", "stage_8"} <= plan(recipe)
+
+
+def test_a_damaged_feature_archive_is_named_and_recomputed_by_the_rerun(finished, tmp_path):
+    """A train feats.lca cut short (a full disk during a copy) failed a retraining inside lilcom, naming nothing,
+    and the rerun changed nothing: Snakemake saw the features as up to date. Now the retraining names the archive
+    and removes its shard and the manifest that reads it, and the next rerun recomputes them, with nothing deleted
+    by hand."""
+    recipe = copy_of(finished, tmp_path)
+    work = recipe.work
+    archive = sorted((work / "data/features/feats_train").rglob("*.lca"))[0]
+    shard = Path("data/features/feats_train") / archive.relative_to(work / "data/features/feats_train").parts[0]
+    data = archive.read_bytes()
+    archive.write_bytes(data[:len(data) // 2])
+    (work / "exp/ctc/model.pt").unlink()  # a retraining, which reads the train features
+    failed = recipe.run()
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert (f"error: {archive.relative_to(work)}: damaged feature archive: {len(data) // 2} bytes, {len(data)} when "
+            f"it was written (cut short); it holds the features of ") in output
+    assert (f"removed {shard} and data/features/cuts_train.jsonl.gz: a rerun recomputes them (stage 2) and what "
+            f"was made from them") in output
+    assert "lilcom" not in output
+    assert {"feature_shard", "features", "feature_stats"} | RETRAIN - {"stage_4", "stage_8"} <= plan(recipe)
+    rerun = recipe.run()
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert archive.read_bytes() == data  # recomputed, the same
+    assert_same_model_and_results(work, finished)
+    assert plan(recipe) == set()

@@ -12,6 +12,11 @@ AUGMENTATION = config.get("augmentation", {})
 AUGMENTATION_FLAGS = flags("augmentation", AUGMENTATION) if AugmentationConfig.from_dict(AUGMENTATION).enabled else ""
 TRAIN_AUGMENTATION_FLAGS = f" {flags(None, {'seed': config['seed']})} {AUGMENTATION_FLAGS}" if AUGMENTATION_FLAGS else ""
 
+# What a job that reads features runs first (cuts: its cut manifests): an archive that differs from the size and
+# SHA-256 recorded when it was written is named and its shard's folder removed, and the job fails; the rerun then
+# recomputes that shard, and what follows from it (asrkit/data/feature_archives.py).
+VERIFY_FEATURES = "{{PY}} -m asrkit.data.feature_archives --remove-damaged --cuts {cuts} 2>&1 | tee -a {{log}}"
+
 
 rule feature_shard:
     input:
@@ -34,15 +39,18 @@ rule feature_shard:
         " {params.features} 2>&1 | tee {log}"
 
 
+# The shards' storage is an input too, though only their manifests are read: a shard whose storage is missing (a
+# damaged archive's, removed by VERIFY_FEATURES) is then computed again, and the merge after it.
 rule features:
     input:
-        expand(rules.feature_shard.output.cuts, shard=SHARDS, allow_missing=True),
+        shards=expand(rules.feature_shard.output.cuts, shard=SHARDS, allow_missing=True),
+        storage=expand(rules.feature_shard.output.storage, shard=SHARDS, allow_missing=True),
     output:
         cuts="data/features/cuts_{split}.jsonl.gz",
     log:
         "logs/2_features_{split}.log",
     shell:
-        "{PY} -m asrkit.data.features merge --shards {input} --cuts {output.cuts} 2>&1 | tee {log}"
+        "{PY} -m asrkit.data.features merge --shards {input.shards} --cuts {output.cuts} 2>&1 | tee {log}"
 
 
 rule feature_stats:
@@ -55,7 +63,8 @@ rule feature_stats:
     log:
         "logs/2_feature_stats.log",
     shell:
-        "{PY} -m asrkit.data.features stats --cuts {input} --output {output} {params.features} 2>&1 | tee {log}"
+        ": > {log} && " + VERIFY_FEATURES.format(cuts="{input}")
+        + " && {PY} -m asrkit.data.features stats --cuts {input} --output {output} {params.features} 2>&1 | tee -a {log}"
 
 
 # Cheap: on a cluster they run where Snakemake runs instead of waiting in the queue.

@@ -77,9 +77,10 @@ rule lm_weights:
     log:
         "logs/8_lm_weights_{model}_{decoding}.log",
     shell:
-        "{PY} -m asrkit.decoding.lm_weights --cuts {input.cuts} --model {input.model} --method {params.method}"
+        ": > {log} && " + VERIFY_FEATURES.format(cuts="{input.cuts}")
+        + " && {PY} -m asrkit.decoding.lm_weights --cuts {input.cuts} --model {input.model} --method {params.method}"
         " --beam {params.beam} --lm {params.lm} --lm-file {input.lm} {params.settings} --device {DEVICE}"
-        " --output {output} 2>&1 | tee {log}"
+        " --output {output} 2>&1 | tee -a {log}"
 
 
 # Decoding, scoring and a model's table go before other jobs that are ready (a training started from this model):
@@ -102,8 +103,9 @@ rule decode:
     log:
         "logs/8_decode_{model}_{decoding}_{split}.log",
     shell:
-        "{PY} -m asrkit.decoding.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
-        " --beam {params.beam} {params.avg} {params.lm} --device {DEVICE} --output {output.hyps} 2>&1 | tee {log}"
+        ": > {log} && " + VERIFY_FEATURES.format(cuts="{input.cuts}")
+        + " && {PY} -m asrkit.decoding.decode --cuts {input.cuts} --model {input.model} --method {params.method}"
+        " --beam {params.beam} {params.avg} {params.lm} --device {DEVICE} --output {output.hyps} 2>&1 | tee -a {log}"
 
 
 rule score:

@@ -25,9 +25,10 @@ TRAIN_LAUNCHER = f"{PY} -m torch.distributed.run --standalone --nproc_per_node {
     if NUM_PROCESSES > 1 else PY
 # A training first removes what was made from the model it replaces (decodings, plots, RESULTS.md rows), and that
 # of the models started from it: were it to fail, they would describe a model that no longer exists (Snakemake
-# deletes a failed job's model.pt).
+# deletes a failed job's model.pt). Then it checks the feature archives it reads (VERIFY_FEATURES).
 TRAIN_SHELL = (
-    "{params.forget} && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
+    "{params.forget} && " + VERIFY_FEATURES.format(cuts="{input.train} {input.dev}")
+    + " && {TRAIN_LAUNCHER} -m asrkit.training.train --device {DEVICE} --train-cuts {input.train}"
     " --dev-cuts {input.dev} --stats {input.stats} --tokens {input.tokens} --exp-dir {params.exp_dir}"
     " --model-type {params.model_type} {params.settings} {RUN_FLAGS} --training.num_threads {threads} {params.init}"
     " 2>&1 | tee -a {log}"

@@ -4,7 +4,9 @@
 lhotse's ``prepare_timit`` expects ``<corpus>/data/TRAIN`` with upper-case names, keeps the SA sentences
 (4620 / 500 / 240 utterances) and skips files it cannot find with only a warning. Here we
 
-1. find TRAIN/ and TEST/ in an LDC copy, upper- or lower-case, with or without a ``data/`` folder;
+1. find TRAIN/ and TEST/ in an LDC copy, upper- or lower-case, at the top, in ``data/`` (the Kaggle copy, whose
+   RIFF copies ``X.WAV.wav`` are only compared with the SPHERE ``X.WAV`` files read, and whose CSV files are
+   ignored) or in ``TIMIT/`` (the LDC disc);
 2. check every utterance we keep (all four files present, regular files, one of each even ignoring case,
    16 kHz mono audio that reads and holds no NaN, a non-empty transcript, .PHN/.WRD/.TXT lines as lhotse
    splits them, known phone labels in order and inside the audio) and every speaker (one folder), and stop
@@ -39,6 +41,11 @@ from asrkit.data.corpus import CorpusError, check_audio, check_regular_file, rai
 from asrkit.data.phones import TIMIT_LABELS
 
 TIMIT_FILE_TYPES = (".WAV", ".PHN", ".WRD", ".TXT")
+#: The RIFF copy of ``X.WAV`` (NIST SPHERE) that the Kaggle copy of TIMIT keeps beside it as ``X.WAV.wav``, by its
+#: upper-cased double suffix: compared with the SPHERE file, which is the one used (as lhotse's ``*.WAV`` glob does)
+RIFF_COPY = ".WAV.WAV"
+#: folders of a TIMIT copy that may hold TRAIN/ and TEST/: the Kaggle copy's data/, the LDC disc's TIMIT/
+CORPUS_SUBFOLDERS = ("DATA", "TIMIT")
 #: the optional folder of the held-out set, beside TRAIN and TEST
 HELDOUT_PART = "HELDOUT"
 #: lhotse's split names (and the held-out folder's) -> ours
@@ -49,25 +56,45 @@ STANDARD_SET_SIZES = {"train": (3696, 462), "dev": (400, 50), "test": (192, 24)}
 SINGLE_SPACED_FIELDS = re.compile(r"\S+(?: \S+)*")
 
 
+def timit_parts_in(folder: Path) -> Dict[str, Path]:
+    """The TRAIN, TEST and HELDOUT folders directly inside ``folder``, by upper-case name (none in a folder that
+    cannot be listed)."""
+    try:
+        return {d.name.upper(): d for d in folder.iterdir()
+                if d.is_dir() and d.name.upper() in ("TRAIN", "TEST", HELDOUT_PART)}
+    except OSError:
+        return {}
+
+
 def find_timit_parts(corpus_dir: Path) -> Dict[str, Path]:
-    """Locate the TRAIN and TEST folders of a TIMIT copy, whatever their case, with or without ``data/``, and the
-    HELDOUT folder beside them if there is one."""
+    """Locate the TRAIN and TEST folders of a TIMIT copy, whatever their case: in ``corpus_dir``, in its ``data/``
+    (the Kaggle copy) or in its ``TIMIT/`` (the LDC disc); and the HELDOUT folder beside them if there is one.
+
+    When there are none, the error names the folders looked in, and a folder deeper down that has them."""
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: no such directory (set corpus_dir in the recipe's config.yaml)")
-    for root in (corpus_dir, *[d for d in corpus_dir.iterdir() if d.name.lower() == "data" and d.is_dir()]):
-        parts = {d.name.upper(): d for d in root.iterdir()
-                 if d.is_dir() and d.name.upper() in ("TRAIN", "TEST", HELDOUT_PART)}
+    roots = [corpus_dir, *sorted(d for d in corpus_dir.iterdir() if d.name.upper() in CORPUS_SUBFOLDERS and d.is_dir())]
+    found = {root: timit_parts_in(root) for root in roots}
+    for parts in found.values():
         if {"TRAIN", "TEST"} <= parts.keys():
             return parts
-    missing = "TRAIN and TEST" if not any(p.name.upper() in ("TRAIN", "TEST") for p in corpus_dir.iterdir()) else (
-        "TRAIN" if not any(p.name.upper() == "TRAIN" for p in corpus_dir.iterdir()) else "TEST")
-    raise CorpusError(f"{corpus_dir}: not a TIMIT copy: no {missing} folder here or in {corpus_dir}/data")
+    for root, parts in found.items():  # one of the two is there: name the other
+        if parts.keys() & {"TRAIN", "TEST"}:
+            present, missing = ("TRAIN", "TEST") if "TRAIN" in parts else ("TEST", "TRAIN")
+            raise CorpusError(f"{corpus_dir}: not a TIMIT copy: no {missing} folder beside {parts[present]}")
+    looked_in = ", ".join(str(root) for root in roots[1:])
+    deeper = [d for d in sorted(corpus_dir.glob("*/*")) + sorted(corpus_dir.glob("*/*/*"))
+              if d.is_dir() and {"TRAIN", "TEST"} <= timit_parts_in(d).keys()]
+    raise CorpusError(f"{corpus_dir}: not a TIMIT copy: no TRAIN and TEST folder here"
+                      + (f" or in {looked_in}" if looked_in else " (nor in a data/ or TIMIT/ folder)")
+                      + (f"; {deeper[0]} has them: set corpus_dir to it" if deeper else ""))
 
 
 def list_utterances(part_dir: Path) -> List[Tuple[str, str, str, Dict[str, Path]]]:
     """(dialect region, speaker, utterance, {".WAV": path, ...}) for every non-SA utterance of a part.
 
-    Names are upper-cased; the SA dialect sentences are dropped, as in every standard TIMIT set. Two files of
+    Names are upper-cased; the SA dialect sentences are dropped, as in every standard TIMIT set. A RIFF copy
+    ``X.WAV.wav`` (the Kaggle copy's) is listed under :data:`RIFF_COPY`, not as an utterance of its own. Two files of
     one utterance whose names differ only in case (``SX140.WAV`` and ``sx140.wav``, a copy made on a
     case-insensitive disk) raise :class:`CorpusError`: either could be the right one.
     """
@@ -76,8 +103,10 @@ def list_utterances(part_dir: Path) -> List[Tuple[str, str, str, Dict[str, Path]
         for speaker_dir in sorted(d for d in dialect_dir.iterdir() if d.is_dir()):
             files: Dict[str, Dict[str, Path]] = {}
             for f in sorted(speaker_dir.iterdir()):
-                stem, suffix = f.stem.upper(), f.suffix.upper()
-                if suffix in TIMIT_FILE_TYPES and not stem.startswith("SA"):
+                name = f.name.upper()
+                stem, suffix = (name[:-len(RIFF_COPY)], RIFF_COPY) if name.endswith(RIFF_COPY) else (
+                    f.stem.upper(), f.suffix.upper())
+                if suffix in (*TIMIT_FILE_TYPES, RIFF_COPY) and not stem.startswith("SA"):
                     first = files.setdefault(stem, {}).setdefault(suffix, f)
                     if first != f:
                         problems.append(f"{first}, {f}: two {suffix} files of utterance {speaker_dir.name.upper()}-"
@@ -105,8 +134,12 @@ def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
     """Every problem with one utterance, each naming the file; an empty list when it is usable."""
     missing = [s for s in TIMIT_FILE_TYPES if s not in files]
     if missing:
-        some = next(iter(files.values()))
-        return [f"{some.with_suffix(s)}: missing {s} file for utterance {utterance_id}" for s in missing]
+        some = next((path for suffix, path in files.items() if suffix != RIFF_COPY), None) \
+            or files[RIFF_COPY].with_suffix("")
+        only_riff = f" (only its RIFF copy {files[RIFF_COPY]} is here: the SPHERE file is the one read)" \
+            if RIFF_COPY in files else ""
+        return [f"{some.with_suffix(s)}: missing {s} file for utterance {utterance_id}"
+                + (only_riff if s == ".WAV" else "") for s in missing]
     problems = [problem for path in files.values() for problem in check_regular_file(path)]
     if problems:  # opening them could hang (a FIFO) or fail with a bare traceback (a directory)
         return problems
@@ -114,11 +147,26 @@ def check_utterance(utterance_id: str, files: Dict[str, Path]) -> List[str]:
     problems = check_audio(wav)
     if problems and "unreadable" in problems[0]:
         return problems
-    num_samples = soundfile.info(str(wav)).frames
+    info = soundfile.info(str(wav))
+    if RIFF_COPY in files:
+        problems += check_riff_copy(files[RIFF_COPY], wav, info)
     problems += check_transcript(txt)
-    problems += check_timed_labels(phn, num_samples, "phone")
-    problems += check_timed_labels(wrd, num_samples, "word")
+    problems += check_timed_labels(phn, info.frames, "phone")
+    problems += check_timed_labels(wrd, info.frames, "word")
     return problems
+
+
+def check_riff_copy(copy: Path, wav: Path, wav_info: Any) -> List[str]:
+    """The RIFF copy ``X.WAV.wav`` must hold as many samples, at the same rate, as the SPHERE ``X.WAV`` (read
+    instead of it): a difference means one of the two is damaged, and the copy may be the one that is right."""
+    try:
+        copy_info = soundfile.info(str(copy))
+    except Exception as e:
+        return [f"{copy}: unreadable audio ({e})"]
+    if (copy_info.frames, copy_info.samplerate) != (wav_info.frames, wav_info.samplerate):
+        return [f"{copy}: {copy_info.frames} samples at {copy_info.samplerate} Hz, but {wav}, the SPHERE file that "
+                f"is read, holds {wav_info.frames} at {wav_info.samplerate} Hz: one of the two is damaged"]
+    return []
 
 
 def read_timit_lines(path: Path) -> Tuple[List[List[str]], List[str]]:
@@ -230,8 +278,8 @@ def link_lhotse_view(listed: Dict[str, list], view_dir: Path) -> None:
         for dialect, speaker, utt, files in utterances:
             speaker_dir = view_dir / "data" / part / dialect / speaker
             speaker_dir.mkdir(parents=True, exist_ok=True)
-            for suffix, path in files.items():
-                os.symlink(path.resolve(), speaker_dir / f"{utt}{suffix}")
+            for suffix in TIMIT_FILE_TYPES:  # the SPHERE .WAV, not its RIFF copy
+                os.symlink(files[suffix].resolve(), speaker_dir / f"{utt}{suffix}")
 
 
 def standard_sets(corpus_dir: Path, num_jobs: int = 1) -> Dict[str, Tuple[RecordingSet, SupervisionSet]]:
