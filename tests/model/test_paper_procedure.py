@@ -2,7 +2,6 @@
 input stays zero, and the warm-up leaves pretrained parts alone (transducer.pretrained_warmup)."""
 
 import math
-from dataclasses import asdict
 from typing import Dict
 
 import pytest
