@@ -36,7 +36,8 @@ SHARDS = "features: {num_shards: 2}\n"
 RUN_ARGS = {"local": ["--cores", "2"], "slurm": ["--profile", str(PROFILE)]}
 TARGETS = ["--stop-stage", "8", "--", "RESULTS.md", "exp/ctc/training.png"]
 #: the rules that must run as SLURM jobs; all others are localrules
-CLUSTER_RULES = {"demo_corpus", "manifests", "feature_shard", "feature_stats", "train_ctc", "decode", "score"}
+# the n-gram phone LM (stage 5) is made whatever the models: decoding.lm may name it
+CLUSTER_RULES = {"demo_corpus", "manifests", "feature_shard", "feature_stats", "train_ctc", "ngram_lm", "decode", "score"}
 RUN_TIMEOUT = 900  # seconds; the plugin ignores SIGTERM, so a hung run is SIGKILLed as a process group
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/rule_(\w+)/")
 
