@@ -282,9 +282,9 @@ def train_one_epoch(run: TrainingRun, state: TrainingState) -> float:
     loader = make_loader(run.dataset.augmented(spec_augment), sampler, run.setup.seed, training.num_workers,
                          state.epoch, skip_batches=state.batches_done * accumulate)
     cap = f"/{training.num_epochs}" if state.phase == FIXED else f" ({state.phase})"
-    # the epoch's steps, for the bar's total and time left: its batches drawn again (cuts only, no features)
-    total = sum(1 for _ in training_sampler(run.train_set, training.max_duration, run.setup.seed, state.epoch, shards,
-                                            group.world_size * accumulate)) // accumulate
+    # the epoch's steps, for the bar's total and time left: the sampler drawn once ahead (cuts only, no features;
+    # seeded by seed and epoch, it draws the same batches again for the loader)
+    total = sum(1 for _ in sampler) // accumulate
     progress = progress_bar(steps(loader, accumulate), desc=f"epoch {state.epoch}{cap}", unit="step", total=total,
                             leave=False, initial=state.batches_done, disable=not group.is_main)
     for step_batches in progress:
