@@ -7,14 +7,16 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from asrkit.config import check_across_keys
+from asrkit.config import check_across_keys, write_schema
 from asrkit.workflow.run_summary import print_summary
 from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, NGRAM_LM, PHONE_LM, RECIPE_MODELS, STAGES
 
 min_version("9.0")
 
-WORKFLOW = Path(workflow.basedir) / "asrkit" / "workflow"  # the generic rules and the config schema
-validate(config, WORKFLOW / "schemas/config.schema.yaml")  # before anything runs: a typo stops here, named
+WORKFLOW = Path(workflow.basedir) / "asrkit" / "workflow"  # the generic rules
+# Before anything runs, the config against the schema derived from asrkit/config.py (which also fills in the
+# defaults): a typo stops here, named.
+validate(config, write_schema(Path(".snakemake/asrkit/config.schema.json").resolve()))
 try:
     check_across_keys(config)  # what the schema cannot say: settings that contradict each other
 except ValueError as e:
@@ -24,7 +26,7 @@ if unknown_models:
     raise WorkflowError(f"models: {', '.join(map(repr, unknown_models))} not known; expected some of "
                         f"{', '.join(RECIPE_MODELS)} (asrkit/workflow/stages.py)")
 RECIPE = config["recipe"]
-RECIPE_DIR = Path(config.get("recipe_dir", Path(workflow.basedir) / "recipes" / RECIPE))
+RECIPE_DIR = Path(config.get("recipe_dir") or Path(workflow.basedir) / "recipes" / RECIPE)
 
 include: WORKFLOW / "rules/common.smk"
 include: WORKFLOW / "rules/corpus.smk"          # stage 0, and what stage 1 shares across recipes

@@ -93,7 +93,7 @@ def training_setup(settings: Dict[str, Any]) -> TrainingSetup:
 
 def training_flags(settings: Dict[str, Any]) -> List[str]:
     """The flags of ``python -m asrkit.training.train`` for :func:`training_setup`'s ``settings``."""
-    features = {k: v for k, v in asdict(FEATURES).items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
+    features = {k: v for k, v in asdict(FEATURES).items() if k not in FeatureConfig.run_only_keys()}
     return ["--seed", str(settings["seed"]), "--model-type", settings["model_type"], *to_flags("units", UNITS),
             *to_flags("features", features), *to_flags("model", settings["model"]),
             *to_flags("transducer", settings.get("transducer", {})), *to_flags("training", settings["training"]),

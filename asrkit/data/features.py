@@ -266,7 +266,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     stats.add_argument("--cuts", type=Path, required=True)
     stats.add_argument("--output", type=Path, required=True)
     for p in (compute, stats):  # the shards are --shard's
-        config.add_flags(p, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
+        config.add_flags(p, FeatureConfig, leave_out=FeatureConfig.run_only_keys())
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [features] %(message)s")
     if args.command == "compute":

@@ -2,7 +2,7 @@
 how each is built from the model options.
 
 The model options are the config's ``model`` section plus ``type`` and, for transducers, the prediction
-network and joiner sizes from its ``transducer`` section (see asrkit/workflow/schemas/config.schema.yaml).
+network and joiner sizes from its ``transducer`` section (see asrkit/config.py).
 A checkpoint stores them, so that :func:`build_model` rebuilds the network it holds.
 """
 

@@ -78,7 +78,7 @@ class TrainingSetup:
         shaping = {"seed": self.seed, "units": asdict(self.units), "features": asdict(self.features),
                    "model": stored_model_options(self.model_type, self.model, self.transducer),
                    "training": {k: v for k, v in asdict(self.training).items()
-                                if k not in TrainingConfig.RUN_ONLY_KEYS},
+                                if k not in TrainingConfig.run_only_keys()},
                    "init": {part: file_digest(path) for part, path in self.init.items()}}
         if self.model_type == "transducer":
             shaping["transducer"] = asdict(self.transducer)
@@ -435,7 +435,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="auto (default): a CUDA GPU if torch finds one, else the CPU")
     config.add_top_level_flag(parser, "seed")
     config.add_flags(parser, UnitsConfig)
-    config.add_flags(parser, FeatureConfig, leave_out=FeatureConfig.COMPUTE_ONLY_KEYS)
+    config.add_flags(parser, FeatureConfig, leave_out=FeatureConfig.run_only_keys())
     config.add_flags(parser, AugmentationConfig)
     config.add_flags(parser, ModelConfig)
     config.add_flags(parser, TransducerConfig)

@@ -1,49 +1,111 @@
-"""The typed config: one dataclass field per schema key, every default from the schema, flags that round-trip."""
+"""The typed config: each setting declared once, as a dataclass field, from which come the schema that Snakemake
+validates with, the defaults, and flags that round-trip."""
 
 import argparse
 import typing
-from dataclasses import MISSING, asdict, fields
+from dataclasses import asdict, fields
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytest
+import yaml
+from pydantic import Field
+from snakemake.utils import validate
 
 from asrkit.config import (Config, FeatureConfig, ModelConfig, Section, TrainingConfig, TransducerConfig, UnitsConfig,
-                           add_flags, from_flags, load_config_file, properties, schema, to_flags)
+                           RUN_ONLY, add_flags, from_flags, load_config, load_config_file, schema, section,
+                           to_flags, write_schema)
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = [typing.get_type_hints(Config)[f.name] for f in fields(Config)
-            if isinstance(typing.get_type_hints(Config)[f.name], type)
-            and issubclass(typing.get_type_hints(Config)[f.name], Section)]
-#: the keys without a default that each section needs, the least a section can be given
-REQUIRED = {"units": {"type": "phones", "phone_set": 60}, "features": {"type": "fbank"},
+SECTIONS = [hint for hint in typing.get_type_hints(Config).values()
+            if isinstance(hint, type) and issubclass(hint, Section)]
+#: the least a config can be given: the keys without a default
+REQUIRED = {"recipe": "timit", "corpus_dir": None, "seed": 1, "models": ["ctc"],
+            "units": {"type": "phones", "phone_set": 60}, "features": {"type": "fbank"},
             "model": {"num_layers": 1, "hidden_size": 8}, "training": {"num_epochs": 1, "max_duration": 10},
-            "decoding": {"ctc": ["greedy"], "transducer": ["greedy"], "beams": [4]}}
+            "decoding": {"beams": [4]}}
 
 
-def test_every_schema_key_has_a_field_and_every_field_a_key():
+def test_the_schema_lists_every_field_in_order():
+    """The schema is derived from the dataclasses; its keys come in the order the fields are declared (the order
+    of --help and of the printed schema)."""
     assert [f.name for f in fields(Config)] == list(schema()["properties"])
-    assert {s.KEY for s in SECTIONS} == {k for k, v in schema()["properties"].items()
-                                         if v.get("type") == "object" or "oneOf" in v}
-    for section in SECTIONS:
-        assert [f.name for f in fields(section)] == list(properties(section.schema())), section.KEY
+    for cls in SECTIONS:
+        assert [f.name for f in fields(cls)] == list(cls.schema()["properties"]), cls.KEY
 
 
-@pytest.mark.parametrize("section", SECTIONS, ids=lambda s: s.KEY)
-def test_defaults_come_from_the_schema_alone(section):
-    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(section)), \
-        f"{section.__name__} repeats a default of the schema"
-    given = REQUIRED.get(section.KEY, {})
-    built = asdict(section.from_dict(given))
-    for key, prop in properties(section.schema()).items():
-        expected = given.get(key, prop.get("default"))
-        assert built[key] == (tuple(expected) if isinstance(expected, list) else expected), f"{section.KEY}.{key}"
+def test_snakemake_fills_in_the_same_defaults_as_the_dataclasses(tmp_path):
+    """The rules read the config that Snakemake completes from the schema's defaults, the stage commands the
+    dataclasses: the two agree on every key, and a key without a default (None) stays absent."""
+    given = {**{cls.KEY: {} for cls in SECTIONS}, **REQUIRED}  # a section left out gets no defaults in either
+    config = yaml.safe_load(yaml.safe_dump(given))
+    validate(config, write_schema(tmp_path / "config.schema.json"))
+    typed = asdict(load_config(given))
+    for name, cls in typing.get_type_hints(Config).items():
+        if isinstance(cls, type) and issubclass(cls, Section):
+            filled = config[name]
+            for key, value in typed[name].items():
+                expected = filled.get(key)
+                assert value == (tuple(expected) if isinstance(expected, list) else expected), f"{name}.{key}"
+        else:
+            assert typed[name] == (tuple(config[name]) if isinstance(config.get(name), list) else config.get(name))
+    assert "num_threads" not in config["training"] and typed["training"]["num_threads"] is None
+
+
+def test_a_setting_is_declared_once(capsys):
+    """One field gives the schema its type, default, bounds and description, and the stage command its flag."""
+
+    @section
+    class ExampleConfig(Section):
+        """an example section"""
+
+        KEY: ClassVar[str] = "example"
+        width: int = Field(3, ge=1, description="how wide")
+        kind: Literal["a", "b"] = Field()
+        workers: int = Field(1, ge=0, json_schema_extra=RUN_ONLY)
+
+    assert ExampleConfig.schema() == {
+        "type": "object", "additionalProperties": False, "description": "an example section", "required": ["kind"],
+        "properties": {"width": {"type": "integer", "minimum": 1, "default": 3, "description": "how wide"},
+                       "kind": {"type": "string", "enum": ["a", "b"]},
+                       "workers": {"type": "integer", "minimum": 0, "default": 1, "run_only": True}}}
+    assert ExampleConfig.run_only_keys() == ("workers",)
+    parser = argparse.ArgumentParser()
+    add_flags(parser, ExampleConfig)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "how wide (default: 3)" in capsys.readouterr().out
+    assert from_flags(parser.parse_args(["--example.kind", "b"]), ExampleConfig) == ExampleConfig(kind="b")
+    with pytest.raises(ValueError, match=r"config example.width: 0 is less than the minimum of 1"):
+        ExampleConfig.from_dict({"kind": "a", "width": 0})
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--example.kind", "c"])
+
+
+def test_run_only_keys_are_declared_with_their_settings():
+    assert TrainingConfig.run_only_keys() == ("keep_last_checkpoints", "checkpoint_every_batches", "num_workers",
+                                              "num_threads")
+    assert FeatureConfig.run_only_keys() == ("num_shards",)
+
+
+@pytest.mark.parametrize("units,message", [
+    ({"type": "phones"}, "config units: 'phone_set' is a required property"),
+    ({"type": "phones", "phone_set": 39}, "config units.phone_set: 39 is not one of [61, 60, 48, None]"),
+    ({"type": "sentencepiece", "model_type": "bpe"}, "config units: 'vocab_size' is a required property"),
+    ({"type": "sentencepiece", "model_type": "bpe", "vocab_size": 50, "phone_set": 60},
+     "config units.phone_set: not a setting of sentencepiece"),
+])
+def test_each_type_of_units_needs_its_own_keys_and_no_others(units, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        UnitsConfig.from_dict(units)
+    with pytest.raises(ValueError, match="units.phone_set: needed by units of type phones"):
+        UnitsConfig(type="phones")  # built in Python, without the schema
 
 
 def test_a_section_given_in_part_is_completed_and_checked():
     training = TrainingConfig.from_dict({"num_epochs": 2, "max_duration": 5, "lr": 0.01})
-    assert (training.lr, training.optimizer) == (0.01, schema()["properties"]["training"]["properties"]["optimizer"]
-                                                 ["default"])
-    assert TransducerConfig.from_dict({}).prune_range == TransducerConfig.default("prune_range")
+    assert (training.lr, training.optimizer) == (0.01, TrainingConfig.default("optimizer"))
+    assert TransducerConfig.from_dict({}).prune_range == TransducerConfig.default("prune_range") == 5
     with pytest.raises(ValueError, match=r"config model.num_layers: 0 is less than the minimum of 1"):
         ModelConfig.from_dict({"num_layers": 0, "hidden_size": 8})
     with pytest.raises(ValueError, match="config training: 'max_duration' is a required property"):

@@ -1,9 +1,9 @@
 # Stage 2: static features per split (kaldifeat via lhotse), and the training set's mean/variance.
 # Each split is computed in features.num_shards jobs (parallel on a cluster), whose manifests are merged.
 
-# How the features are computed, not what they are (FeatureConfig.COMPUTE_ONLY_KEYS: the shard count changes no
+# How the features are computed, not what they are (FeatureConfig.run_only_keys(): the shard count changes no
 # feature, tested) is kept out of the settings that the feature, statistics and training rules read (and rerun on).
-FEATURE_SETTINGS = {k: v for k, v in config["features"].items() if k not in FeatureConfig.COMPUTE_ONLY_KEYS}
+FEATURE_SETTINGS = {k: v for k, v in config["features"].items() if k not in FeatureConfig.run_only_keys()}
 SHARDS = [f"{i}-of-{config['features']['num_shards']}" for i in range(1, config["features"]["num_shards"] + 1)]
 # The train split's augmented copies (asrkit/data/augmentation.py): flags of the train features (with the seed of
 # their random choices) and of the trainings alone, so that a change recomputes the train features and retrains,

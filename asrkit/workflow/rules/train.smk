@@ -9,7 +9,7 @@ TRAIN_INPUTS = {
     "tokens": "data/lang/tokens.txt",
     "lang": rules.lang.output.extra,  # the folding tables, or the sentencepiece model the tokens come from
 }
-# How a run trains, not what it trains (TrainingConfig.RUN_ONLY_KEYS): passed on the command line but kept out of
+# How a run trains, not what it trains (TrainingConfig.run_only_keys()): passed on the command line but kept out of
 # the params (and of the checkpoints' fingerprint), so that changing them neither retrains nor discards
 # checkpoints. Resuming is exact, so they cannot change the model (num_threads aside: on the CPU the thread count
 # moves the last bits of the float sums).
@@ -17,7 +17,7 @@ TRAINING = config["training"]
 # The job's threads (training.num_threads, null: all the run's cores; a profile's set-threads overrides) are passed as
 # {threads}, what Snakemake gives the job.
 RUN_FLAGS = flags("training", {k: v for k, v in TRAINING.items()
-                               if k in TrainingConfig.RUN_ONLY_KEYS and k != "num_threads"})
+                               if k in TrainingConfig.run_only_keys() and k != "num_threads"})
 # Several training processes are started by torchrun (`torchrun --standalone --nproc_per_node N -m ...`); the
 # job's threads are shared among them.
 NUM_PROCESSES = TRAINING["num_processes"]
@@ -61,7 +61,7 @@ def training_settings(model_type):
         flags(None, {"seed": config["seed"]}), flags("units", UNITS), flags("features", FEATURE_SETTINGS),
         *([AUGMENTATION_FLAGS] if AUGMENTATION_FLAGS else []),  # off, not even a blank: the params stay as they were
         flags("model", config["model"]), flags("transducer", TRANSDUCER) if model_type == "transducer" else "",
-        flags("training", {k: v for k, v in TRAINING.items() if k not in TrainingConfig.RUN_ONLY_KEYS})])
+        flags("training", {k: v for k, v in TRAINING.items() if k not in TrainingConfig.run_only_keys()})])
 
 
 # One rule per model, named train_<model>, logged as logs/<stage>_train_<model>.log.
@@ -82,7 +82,7 @@ for recipe_model in RECIPE_MODELS.values():
             exp_dir=f"exp/{recipe_model.name}",
             init=" ".join(f"--init-{part} exp/{source}/model.pt" for part, source in recipe_model.init.items()),
             forget=forget_command(recipe_model.name, f"logs/{recipe_model.stage}_train_{recipe_model.name}.log"),
-        threads: TRAINING["num_threads"] or workflow.cores
+        threads: TRAINING.get("num_threads") or workflow.cores
         log:
             f"logs/{recipe_model.stage}_train_{recipe_model.name}.log",
         shell:
