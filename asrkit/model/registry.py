@@ -34,19 +34,19 @@ def stored_model_options(model_type: str, model: ModelConfig, transducer: Transd
 
 
 def _section_of(options: Mapping[str, Any], section: Type[Section]) -> Section:
-    """The keys of ``section`` among stored model options, the others at the schema's defaults."""
+    """The keys of ``section`` among stored model options, the others at their defaults."""
     return section.from_dict({f.name: options[f.name] for f in fields(section) if f.name in options})
 
 
 def decoder_options(options: Mapping[str, Any]) -> Dict[str, Any]:
     """The prediction network's and joiner's sizes and the CTC loss's scale among stored options, those missing at
-    the schema's defaults."""
+    their defaults."""
     sizes = asdict(_section_of(options, TransducerConfig))
     return {key: sizes[key] for key in TRANSDUCER_NETWORK_KEYS}
 
 
 def model_options(options: Mapping[str, Any]) -> Dict[str, Any]:
-    """Stored model options with every key, those a checkpoint lacks (one from an older asrkit) at the schema's
+    """Stored model options with every key, those a checkpoint lacks (one from an older asrkit) at their
     defaults."""
     return {**asdict(_section_of(options, ModelConfig)), **decoder_options(options), "type": options.get("type", "ctc")}
 

@@ -32,8 +32,8 @@ def manifest(kind, split):
 
 def flags(section, values):
     """Settings of a config section as a stage command's typed flags (`--<section>.<key> value`, quoted for the
-    shell; section None: keys outside the sections, `--<key> value`); the command gives the keys left out the
-    schema's defaults."""
+    shell; section None: keys outside the sections, `--<key> value`); the command gives the keys left out their
+    defaults."""
     return shlex.join(to_flags(section, values))
 
 
