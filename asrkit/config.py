@@ -70,7 +70,7 @@ class Section:
     @classmethod
     def from_dict(cls: Type[S], values: Optional[Mapping[str, Any]] = None) -> S:
         """The section from (some of) its keys: checked against its schema, the rest set to their defaults."""
-        return cls(**checked(values or {}, cls.schema(), cls.KEY))
+        return build(cls, checked(values or {}, cls.schema(), cls.KEY))
 
 
 # ---------------------------------------------------------------------------------------------------- sections
@@ -513,6 +513,17 @@ def checked(values: Mapping[str, Any], section_schema: Mapping[str, Any], where:
     return values
 
 
+def build(cls: Type[S], values: Mapping[str, Any]) -> S:
+    """The dataclass from checked values; a ValueError says what its own checks (``__post_init__``) refuse."""
+    try:
+        return cls(**values)
+    except pydantic.ValidationError as e:
+        # pydantic wraps the check's message in its own report: the message alone names the key
+        raise ValueError("; ".join(str(error["ctx"]["error"]) if error["type"] == "value_error"
+                                   else f"config {'.'.join(map(str, error['loc']))}: {error['msg']}"
+                                   for error in e.errors())) from None
+
+
 def write_schema(path: Path) -> Path:
     """Write the schema to ``path`` as JSON (atomically: Snakemake's jobs may write it at once) and return it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -524,7 +535,7 @@ def write_schema(path: Path) -> Path:
 
 def load_config(values: Mapping[str, Any]) -> Config:
     """A whole config (e.g. a parsed config.yaml), checked (:func:`check_across_keys` too), with the defaults."""
-    config = Config(**checked(values, schema(), ""))
+    config = build(Config, checked(values, schema(), ""))
     check_across_keys(values)
     return config
 

@@ -145,7 +145,7 @@ def test_flags_round_trip_and_bad_ranges_are_named():
         assert from_flags(parser.parse_args(to_flags("augmentation", values)), AugmentationConfig) \
             == AugmentationConfig.from_dict(values)
     assert not AugmentationConfig.from_dict({}).enabled
-    with pytest.raises(ValueError, match=r"config augmentation.noise_snr: \[20, 10\] is not a range"):
+    with pytest.raises(ValueError, match=r"^config augmentation.noise_snr: \[20.0, 10.0\] is not a range"):
         AugmentationConfig.from_dict({"noise_snr": [20, 10]})
     with pytest.raises(ValueError, match="config augmentation.speed_perturb.0"):
         AugmentationConfig.from_dict({"speed_perturb": [1.0]})
