@@ -25,7 +25,7 @@ import torch
 from lhotse import CutSet
 from lhotse.dataset import SimpleCutSampler
 
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 import torch
 
 from asrkit.search.transducer_search import beam_search
-from asrkit.training.checkpoint import load_model
+from asrkit.checkpoint import load_model
 from decoding import load_batches  # bench/decoding.py
 from report import DEMO, add_common_options, parse_args, publish, read_cuts, table
 

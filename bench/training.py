@@ -32,7 +32,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 from torch import nn
 
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.encoder import BiLstmEncoder

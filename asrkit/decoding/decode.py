@@ -21,7 +21,7 @@ from lhotse.dataset import SimpleCutSampler
 
 from asrkit import config
 from asrkit.config import DecodingConfig
-from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, load_model, load_weights, training_checkpoints
+from asrkit.checkpoint import is_end_of_epoch, load_checkpoint, load_model, load_weights, training_checkpoints
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
 from asrkit.search.lm import LM_KINDS, NeuralLm, NgramLm, ShallowFusion

@@ -26,7 +26,7 @@ import torch
 from lhotse.augmentation.resample import Resample
 
 from asrkit.config import FeatureConfig
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
 from asrkit.data.corpus import non_finite_samples, special_file_kind
 from asrkit.device import resolve_device

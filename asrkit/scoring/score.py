@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from lhotse import CutSet
 
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from asrkit.decoding.decode import read_hyps
 from asrkit.io import atomic_output
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves

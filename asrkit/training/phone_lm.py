@@ -33,7 +33,7 @@ from asrkit import config
 from asrkit.config import PhoneLmConfig, TransducerConfig, UnitsConfig
 from asrkit.data.dataset import token_ids
 from asrkit.model.registry import build_decoder
-from asrkit.training.checkpoint import save_checkpoint
+from asrkit.checkpoint import save_checkpoint
 from asrkit.training.schedule import DONE, FIXED, NOISELESS, NOISY, best_record, make_optimizer, next_phase
 from asrkit.training.weight_noise import add_weight_noise, initialise_uniformly, noise_generator, remove_weight_noise
 from asrkit.io import atomic_output

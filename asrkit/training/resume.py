@@ -9,7 +9,7 @@ from typing import Dict, Optional
 
 import torch
 
-from asrkit.training.checkpoint import is_end_of_epoch, load_checkpoint, training_checkpoints
+from asrkit.checkpoint import is_end_of_epoch, load_checkpoint, training_checkpoints
 
 
 def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:

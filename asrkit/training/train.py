@@ -43,7 +43,7 @@ from asrkit.model.rnnt_backend import check_device
 from asrkit.progress import progress_bar
 from asrkit.scoring.error_rates import score_utterances
 from asrkit.training.batches import feasible_cuts, make_loader, steps, training_sampler
-from asrkit.training.checkpoint import checkpoint_name, load_checkpoint, load_weights, save_checkpoint
+from asrkit.checkpoint import checkpoint_name, load_checkpoint, load_weights, save_checkpoint
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
 from asrkit.training.resume import (latest_checkpoint, load_best, prune_checkpoints, rng_state,
                                     set_aside_foreign_best, set_rng_state)
@@ -62,7 +62,7 @@ class TrainingSetup:
     features: FeatureConfig
     #: the training cuts' augmented copies (made at the feature stage)
     augmentation: AugmentationConfig
-    #: ctc or transducer (:data:`asrkit.training.checkpoint.MODEL_TYPES`)
+    #: ctc or transducer (:data:`asrkit.checkpoint.MODEL_TYPES`)
     model_type: str
     model: ModelConfig
     #: the prediction network, joiner and loss of a transducer (unread by CTC)

@@ -11,7 +11,7 @@ from lhotse import CutSet
 from asrkit.data.dataset import RecognitionDataset
 from asrkit.search.transducer_search import beam_search, beam_search_batch_nbest
 from asrkit.model.transducer import Transducer
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.training.train import train
 from graves_reference import reference_beam_search_nbest
 from random_transducer import make_model, random_encoder_batch

@@ -222,7 +222,7 @@ def test_greedy_search_refuses_an_lm(tmp_path):
 
 
 def test_a_phone_lm_of_other_tokens_is_refused(tmp_path):
-    from asrkit.training.checkpoint import save_checkpoint
+    from asrkit.checkpoint import save_checkpoint
 
     decoder = Decoder(5, embedding_dim=4, hidden_size=8)
     options = {"decoder_embedding_dim": 4, "decoder_hidden_size": 8, "decoder_num_layers": 1}

@@ -25,7 +25,7 @@ from lhotse.supervision import AlignmentItem
 from asrkit.search.transducer_search import greedy_search_batch
 from asrkit.config import FeatureConfig
 from asrkit.model.registry import build_model
-from asrkit.training.checkpoint import save_checkpoint
+from asrkit.checkpoint import save_checkpoint
 from asrkit.cli import main
 from asrkit.inference.export import METADATA, export_model
 from asrkit.data.features import expand_features, make_extractor

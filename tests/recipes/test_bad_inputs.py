@@ -20,7 +20,7 @@ import torch
 from lhotse import CutSet
 
 from asrkit.model.registry import build_model
-from asrkit.training.checkpoint import load_checkpoint, load_model, save_checkpoint
+from asrkit.checkpoint import load_checkpoint, load_model, save_checkpoint
 from prepare_timit import CorpusError, main as prepare_timit_main, standard_sets
 from process_groups import kill_group, run_group
 from tiny_recipe import RUN_ARGS, SNAKEMAKE_ARGS

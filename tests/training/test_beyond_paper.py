@@ -20,7 +20,7 @@ from asrkit.data.units import load_units
 from asrkit.decoding.decode import averaged_checkpoints
 from asrkit.model.ctc import CtcModel
 from asrkit.model.registry import build_model
-from asrkit.training.checkpoint import load_checkpoint, save_checkpoint
+from asrkit.checkpoint import load_checkpoint, save_checkpoint
 from asrkit.training.schedule import LrSchedule
 from asrkit.training.train import initialise, train
 from interrupted_training import stopped_after, timeless

@@ -17,7 +17,7 @@ from typing import Dict, List
 import pytest
 import torch
 
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from asrkit.training.train import train
 from process_groups import kill_group, run_group
 from timit_skeleton import training_flags, training_setup

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from asrkit.io import DiskFullError
-from asrkit.training.checkpoint import save_checkpoint, training_checkpoints
+from asrkit.checkpoint import save_checkpoint, training_checkpoints
 from process_groups import file_size_limited
 from timit_skeleton import training_flags
 

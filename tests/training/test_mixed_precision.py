@@ -17,7 +17,7 @@ import asrkit.training.train as train_module
 from asrkit.config import ModelConfig, TrainingConfig, TransducerConfig
 from asrkit.device import resolve_device
 from asrkit.model.registry import build_model, stored_model_options
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from asrkit.training.resume import rng_state, set_rng_state
 from asrkit.training.step import NON_FINITE, SCALER_SKIP, UPDATED, Precision, StepOutcome, TrainingLoss, optimizer_step
 from asrkit.training.train import train

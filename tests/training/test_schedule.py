@@ -15,7 +15,7 @@ import asrkit.training.step as step_module
 import asrkit.training.train as train_module
 import asrkit.training.weight_noise as weight_noise_module
 from asrkit.config import PhoneLmConfig, TrainingConfig, TransducerConfig, UnitsConfig
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.training.batches import training_sampler
 from asrkit.training.resume import load_best
 from asrkit.training.schedule import NOISELESS, NOISY, first_phase

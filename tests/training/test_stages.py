@@ -12,7 +12,7 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from asrkit.training.checkpoint import load_checkpoint, load_model
+from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.config import UnitsConfig
 from asrkit.data.dataset import RecognitionDataset
 from asrkit.data.feature_archives import main as verify_main, verify_archives

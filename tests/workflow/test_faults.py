@@ -27,7 +27,7 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from asrkit.data.features import compute_features
 from process_groups import file_size_limited, group_members, kill_group, run_group
 from asrkit.config import to_flags

@@ -19,7 +19,7 @@ import torch
 import yaml
 from lhotse import CutSet
 
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from slurm_cluster import ClusterUnavailable, SlurmCluster
 from process_groups import kill_group
 from tiny_recipe import TINY, load_features, results_without_rtf

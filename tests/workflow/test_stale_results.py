@@ -13,7 +13,7 @@ from typing import List, Set
 import pytest
 import torch
 
-from asrkit.training.checkpoint import load_checkpoint
+from asrkit.checkpoint import load_checkpoint
 from tiny_recipe import TINY, Recipe, results_without_rtf
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
