@@ -27,6 +27,7 @@ from lhotse.dataset import SimpleCutSampler
 
 from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.data.dataset import RecognitionDataset
+from asrkit.search.searches import SEARCH_METHODS, search
 from report import DEMO, add_common_options, median_seconds, parse_args, publish, read_cuts, table
 
 Batch = Dict[str, torch.Tensor]
@@ -103,11 +104,11 @@ def timings(args: argparse.Namespace) -> Dict[str, float]:
         with torch.no_grad():
             seconds[f"{kind} encoder"] = median_seconds(
                 lambda: [encoder(b["features"], b["feature_lens"]) for b in batches], args.repeats)
-            for method in model.search_methods:
+            for method in SEARCH_METHODS[type(model)]:
                 for beam in [1] if method == "greedy" else args.graves_beams if method == "beam" else args.beams:
                     def decode(batches: List[Batch] = batches) -> None:
                         for b in batches:
-                            model.search(method, beam, b["features"], b["feature_lens"])
+                            search(model, method, beam, b["features"], b["feature_lens"])
                     times: Dict[str, List[float]] = {version: [] for version in versions}
                     for _ in range(args.repeats):
                         for version, functions in versions.items():

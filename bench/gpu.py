@@ -32,6 +32,7 @@ import torch
 
 from asrkit.config import TrainingConfig, TransducerConfig
 from asrkit.model.registry import build_model
+from asrkit.search.searches import search
 from asrkit.training.step import Precision, TrainingLoss, optimizer_step
 from report import add_common_options, parse_args, publish, table
 
@@ -135,12 +136,12 @@ def decoding_rtf(model_options: Dict, lengths: List[int], max_duration: float, d
     model = build_model(model_options, INPUT_DIM, VOCAB).to(device).eval()
     batches = make_batches(lengths, max_duration)
     with torch.no_grad():
-        model.search("greedy", 1, *(make_batch(batches[0], device)[k] for k in ("features", "feature_lens")))
+        search(model, "greedy", 1, *(make_batch(batches[0], device)[k] for k in ("features", "feature_lens")))
         synchronise(device)
         start = time.perf_counter()
         for lengths_ in batches:
             batch = make_batch(lengths_, device)
-            model.search("greedy", 1, batch["features"], batch["feature_lens"])
+            search(model, "greedy", 1, batch["features"], batch["feature_lens"])
         synchronise(device)
     return (time.perf_counter() - start) / (sum(lengths) / FRAMES_PER_SECOND)
 

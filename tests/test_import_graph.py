@@ -68,3 +68,22 @@ def test_the_imports_form_no_circle():
     for module in sorted(edges):
         if module not in state:
             follow(module)
+
+
+#: package -> the packages it must not import: the arrows run model <- search <- decoding, inference, training;
+#: checkpoints and the config are at the top of the package, read by all of them
+NOT_IMPORTED = {"asrkit.model": ("asrkit.search", "asrkit.decoding", "asrkit.inference", "asrkit.training",
+                                 "asrkit.scoring"),
+                "asrkit.search": ("asrkit.decoding", "asrkit.inference", "asrkit.training", "asrkit.scoring"),
+                "asrkit.decoding": ("asrkit.training", "asrkit.inference"),
+                "asrkit.inference": ("asrkit.training", "asrkit.decoding"),
+                "asrkit.scoring": ("asrkit.training",),
+                "asrkit.config": ("asrkit.",),
+                "asrkit.checkpoint": ("asrkit.training", "asrkit.decoding", "asrkit.inference", "asrkit.search")}
+
+
+def test_the_arrows_point_down():
+    upward = [f"{module} -> {target}" for module, targets in graph().items() for package, refused in NOT_IMPORTED.items()
+              if module == package or module.startswith(package + ".")
+              for target in targets if target.startswith(refused)]
+    assert upward == []

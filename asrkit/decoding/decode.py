@@ -25,10 +25,11 @@ from asrkit.checkpoint import is_end_of_epoch, load_checkpoint, load_model, load
 from asrkit.data.dataset import RecognitionDataset, to_device
 from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
 from asrkit.search.lm import LM_KINDS, NeuralLm, NgramLm, ShallowFusion
+from asrkit.search.searches import ALL_SEARCH_METHODS, search, search_methods
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
-from asrkit.model.registry import ALL_SEARCH_METHODS, build_decoder, model_class, model_options
+from asrkit.model.registry import build_decoder, model_options
 
 #: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
 
@@ -115,7 +116,7 @@ class LoadedModel:
     def decode(self, cuts: CutSet, method: str, beam: int, fusion: Optional[ShallowFusion] = None,
                max_duration: float = 200.0) -> Dict[str, List[str]]:
         """Token symbol sequences by cut id; fusion: the LM a beam search adds, or None."""
-        methods = model_class(self.model_type).search_methods
+        methods = search_methods(self.model_type)
         if method not in methods:
             raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with {methods}, not {method!r}")
         # world_size 1: all cuts, also where torchrun's environment variables would make lhotse shard them
@@ -125,7 +126,7 @@ class LoadedModel:
         with torch.no_grad():
             for batch in progress_bar(map(lambda b: to_device(b, self.device), loader),
                                       desc=f"decoding ({method})", unit="batch"):
-                ids = self.model.search(method, beam, batch["features"], batch["feature_lens"], fusion)
+                ids = search(self.model, method, beam, batch["features"], batch["feature_lens"], fusion)
                 hyps.update(zip(batch["cut_ids"], (self.dataset.tokens.decode(i) for i in ids)))
         return hyps
 

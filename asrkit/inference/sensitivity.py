@@ -28,6 +28,7 @@ from asrkit.io import atomic_output
 from asrkit.data.lang import BLANK
 from asrkit.inference.transcribe import FRAME_SHIFT, AudioInput, Transcriber
 from asrkit.model.interface import GreedyPath
+from asrkit.search.searches import greedy_path
 
 PathLike = Union[str, Path]
 DPI = 120
@@ -60,7 +61,7 @@ def input_sensitivity(transcriber: Transcriber, static: torch.Tensor, phone: Opt
     Without a phone, the first token emitted that is not silence or a closure (all fold to 39-phone "sil").
     """
     model = transcriber.model
-    path = model.greedy_path(transcriber.network_input(static))
+    path = greedy_path(model, transcriber.network_input(static))
     if phone is None:
         emitted = transcriber.tokens.decode(path.tokens)
         speech = [p for p in emitted if not transcriber.units.is_silence(p)]
@@ -90,7 +91,7 @@ def first_cut_with_speech(transcriber: Transcriber, cuts: PathLike) -> str:
     """The id of the first cut on which the model emits a phone other than silence (a weak model may emit
     only silence on some utterances; the figure needs a phone)."""
     for cut in CutSet.from_file(cuts):
-        path = transcriber.model.greedy_path(transcriber.network_input(torch.from_numpy(cut.load_features())))
+        path = greedy_path(transcriber.model, transcriber.network_input(torch.from_numpy(cut.load_features())))
         if any(not transcriber.units.is_silence(p) for p in transcriber.tokens.decode(path.tokens)):
             return cut.id
     raise ValueError(f"{cuts}: the model emits nothing but silence on every utterance")

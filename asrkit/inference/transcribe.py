@@ -28,11 +28,12 @@ from lhotse.augmentation.resample import Resample
 from asrkit.config import FeatureConfig
 from asrkit.checkpoint import load_checkpoint, load_model
 from asrkit.search import DEFAULT_BEAM, DEFAULT_METHOD
+from asrkit.search.searches import best_path_frames, greedy_path, search, search_methods
 from asrkit.data.corpus import non_finite_samples, special_file_kind
 from asrkit.device import resolve_device
 from asrkit.data.features import expand_features, input_dim, make_extractor
 from asrkit.data.lang import TokenTable
-from asrkit.model.registry import model_class, model_options
+from asrkit.model.registry import model_options
 from asrkit.data.units import units_from_state
 
 PathLike = Union[str, Path]
@@ -133,7 +134,7 @@ class Transcriber:
             raise ValueError(f"{self.model_path}: not an acoustic model of the training stage (it lacks "
                              f"{', '.join(missing)})")
         self.model_type = model_options(checkpoint["model_options"])["type"]
-        methods = model_class(self.model_type).search_methods
+        methods = search_methods(self.model_type)
         if method not in methods:
             raise ValueError(f"{self.model_path}: a {self.model_type} model decodes with {', '.join(methods)}, "
                              f"not {method!r}")
@@ -192,13 +193,13 @@ class Transcriber:
         samples, source = self.load_audio(audio, index)
         features = self.network_input(self.static_features(samples, source))  # (T, C)
         if self.method == "greedy":
-            path = self.model.greedy_path(features)
+            path = greedy_path(self.model, features)
             tokens, frames = path.tokens, path.frames
         else:
             with torch.no_grad():
-                tokens = self.model.search(self.method, self.beam, features.unsqueeze(0),
+                tokens = search(self.model, self.method, self.beam, features.unsqueeze(0),
                                            torch.tensor([features.size(0)]))[0]
-            frames = self.model.best_path_frames(features, tokens, self.method)
+            frames = best_path_frames(self.model, features, tokens, self.method)
         # frame starts are whole milliseconds: rounding only removes the float products' noise
         symbols, times = self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames]
         return Transcript(source, symbols, times, samples.numel() / SAMPLING_RATE, self.units.timed(symbols, times))

@@ -5,15 +5,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from asrkit.search.alignment import ctc_best_path_frames
-from asrkit.search.ctc_search import ctc_greedy_emissions, ctc_greedy_search, ctc_prefix_beam_search
-from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
+from asrkit.model.interface import AcousticModel, GreedyPath
 from asrkit.model.torchscript import ExportedCtc
 
 
 class CtcModel(AcousticModel):
-    search_methods = ("greedy", "prefix_beam")
-
     def __init__(self, encoder: nn.Module, vocab_size: int):
         super().__init__()
         self.encoder = encoder
@@ -44,30 +40,9 @@ class CtcModel(AcousticModel):
         return {"ctc": nn.functional.ctc_loss(log_probs.transpose(0, 1), batch["targets"], lens, batch["target_lens"],
                                              blank=0, reduction="sum")}
 
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
-               fusion: Optional[Any] = None) -> List[List[int]]:
-        log_probs, lens = self(features, feature_lens)
-        if method == "greedy":
-            check_acoustic_only(method, fusion)
-            return ctc_greedy_search(log_probs, lens)
-        if method == "prefix_beam":
-            return ctc_prefix_beam_search(log_probs, lens, beam=beam, fusion=fusion)
-        raise ValueError(f"a CTC model decodes with {self.search_methods}, not {method!r}")
-
-    @torch.no_grad()
-    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
-        log_probs = self.utterance_log_probs(features).cpu()  # (T', V)
-        (tokens, frames), = ctc_greedy_emissions(log_probs.unsqueeze(0), torch.tensor([log_probs.size(0)]))
-        return GreedyPath(tokens, frames, log_probs)
-
     def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
         """The network's output: CTC's distribution at a frame does not depend on the path."""
         return self.utterance_log_probs(features)
-
-    @torch.no_grad()
-    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
-        """CTC's alignments are the same for both searches."""
-        return ctc_best_path_frames(self.utterance_log_probs(features).double().cpu().numpy(), tokens)
 
     def utterance_log_probs(self, features: torch.Tensor) -> torch.Tensor:
         """features: (T, C) one utterance -> (T', V) log-probabilities."""

@@ -1,9 +1,9 @@
 """What the stages ask of a model: the interface every model type implements (see docs/new_model.md).
 
-Training calls :meth:`AcousticModel.training_loss` (and :meth:`~AcousticModel.parts_from_ctc_model` for PRETRANS); decoding and the dev evaluation :meth:`~AcousticModel.search`
-with one of the model's :attr:`~AcousticModel.search_methods`; transcription :meth:`~AcousticModel.greedy_path`
-and :meth:`~AcousticModel.best_path_frames`; the sensitivity figure :meth:`~AcousticModel.path_log_probs`; export
-:meth:`~AcousticModel.exported`. Nothing outside a model type's own file asks which type a model is.
+Training calls :meth:`AcousticModel.training_loss` (and :meth:`~AcousticModel.parts_from_ctc_model` for PRETRANS);
+the sensitivity figure :meth:`~AcousticModel.path_log_probs`; export :meth:`~AcousticModel.exported`. The searches
+that decoding, transcription and the dev evaluation run read the models from :mod:`asrkit.search.searches`: a
+model imports no search.
 
 Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', encoder.output_dim), (N,)``, with
 ``T' = ceil(T / encoder.stack_frames)`` (see :mod:`asrkit.model.registry` for the encoders).
@@ -38,8 +38,6 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
     A model type that leaves out a method cannot be instantiated (``abstractmethod``).
     """
 
-    #: the searches :meth:`search` runs, ``"greedy"`` first (the one the dev evaluation uses)
-    search_methods: ClassVar[Tuple[str, ...]]
     encoder: nn.Module
 
     @classmethod
@@ -91,38 +89,11 @@ class AcousticModel(nn.Module, metaclass=ABCMeta):
         return {"encoder": self.encoder}
 
     @abstractmethod
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
-               fusion: Optional[Any] = None) -> List[List[int]]:
-        """Token ids (no blank) of a padded batch by one of :attr:`search_methods`; beam: its width (unused by
-        greedy). features: (N, T, C), feature_lens: (N,). Run under ``torch.no_grad()``, in eval mode.
-
-        fusion: the token LM a beam search adds (an ``asrkit.search.lm.ShallowFusion``, which the model passes
-        on unread), or None; greedy search takes none (a ValueError)."""
-
-    @abstractmethod
-    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
-        """The greedy search on one utterance, with the frame of each emission. features: (T, C), T >= 1.
-
-        Emits the same tokens as ``search("greedy", ...)`` on a batch of that one utterance.
-        """
-
-    @abstractmethod
     def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
         """(T', V) log-probabilities along ``path`` (as :attr:`GreedyPath.log_probs`), differentiable with
         respect to ``features`` (T, C): what the input-sensitivity figure takes the gradient of."""
 
     @abstractmethod
-    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
-        """The encoder frame of each token on the most probable alignment of ``tokens`` (label ids, no blank)
-        with the utterance ``features`` (T, C), among the alignments that the search ``method`` considers."""
-
-    @abstractmethod
     def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
         """The module that :mod:`asrkit.inference.export` compiles with ``torch.jit.script``; mean, std: (C,)
         the training set's feature statistics, which it applies in its ``normalise`` method."""
-
-
-def check_acoustic_only(method: str, fusion: Optional[Any]) -> None:
-    """Greedy search reads the network alone: an LM given to it is a mistake, not something to ignore."""
-    if fusion is not None:
-        raise ValueError(f"the {method} search uses no LM (decode with a beam search to add one)")

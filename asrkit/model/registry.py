@@ -93,12 +93,10 @@ MODEL_TYPES: Dict[str, Type[AcousticModel]] = {
     "ctc": CtcModel,
     "transducer": Transducer,
 }
-#: every search of some model type (what the commands' ``--method`` accepts)
-ALL_SEARCH_METHODS: Tuple[str, ...] = tuple(sorted({m for cls in MODEL_TYPES.values() for m in cls.search_methods}))
 
 
 def model_class(model_type: str) -> Type[AcousticModel]:
-    """The class of a model type: its :attr:`~AcousticModel.search_methods`, and how it is built."""
+    """The class of a model type, by its name."""
     if model_type not in MODEL_TYPES:
         raise ValueError(f"unknown model type {model_type!r}: expected one of {tuple(MODEL_TYPES)}")
     return MODEL_TYPES[model_type]

@@ -15,11 +15,9 @@ from torch import nn
 from asrkit.config import TransducerConfig
 from asrkit.model.ctc import CtcModel
 from asrkit.model.decoder import Decoder
-from asrkit.model.interface import AcousticModel, GreedyPath, check_acoustic_only
+from asrkit.model.interface import AcousticModel, GreedyPath
 from asrkit.model.joiner import Joiner
 from asrkit.model.torchscript import ExportedTransducer
-from asrkit.search.alignment import transducer_best_path_frames
-from asrkit.search.transducer_search import beam_search, greedy_paths_batch, greedy_search_batch, modified_beam_search
 from asrkit.model.rnnt_backend import do_rnnt_pruning, get_rnnt_prune_ranges, rnnt_loss, rnnt_loss_pruned, \
     rnnt_loss_smoothed
 
@@ -30,10 +28,6 @@ class Transducer(AcousticModel):
     ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', encoder.output_dim), (N,)`` is any encoder with that
     interface, e.g. :class:`asrkit.model.encoder.BiLstmEncoder`.
     """
-
-    search_methods = ("greedy", "beam", "modified_beam")
-    #: the searches that emit at most one label per frame (the others, Graves's, several)
-    one_label_per_frame_methods = ("greedy", "modified_beam")
 
     def __init__(self, encoder: nn.Module, decoder: Decoder, joiner: Joiner, vocab_size: int,
                  ctc_output: bool = False):
@@ -195,25 +189,6 @@ class Transducer(AcousticModel):
                                               batch["target_lens"], blank=self.decoder.blank_id, reduction="sum")
         return {"ctc": loss_options.ctc_loss_scale * ctc_loss}
 
-    def search(self, method: str, beam: int, features: torch.Tensor, feature_lens: torch.Tensor,
-               fusion: Optional[Any] = None) -> List[List[int]]:
-        encoder_out, lens = self.encoder(features, feature_lens)
-        if method == "greedy":
-            check_acoustic_only(method, fusion)
-            return greedy_search_batch(self, encoder_out, lens)
-        if method == "beam":
-            return beam_search(self, encoder_out, lens, beam=beam, fusion=fusion)
-        if method == "modified_beam":
-            return modified_beam_search(self, encoder_out, lens, beam=beam, fusion=fusion)
-        raise ValueError(f"a transducer decodes with {self.search_methods}, not {method!r}")
-
-    @torch.no_grad()
-    def greedy_path(self, features: torch.Tensor) -> GreedyPath:
-        """At most one label per frame, each label advancing the prediction network: the greedy search of
-        decoding (:func:`~asrkit.search.transducer_search.greedy_paths_batch`) on one utterance."""
-        encoder_out = self.utterance_encoding(features).unsqueeze(0)  # (1, T', E)
-        return greedy_paths_batch(self, encoder_out, torch.tensor([encoder_out.size(1)]), with_log_probs=True)[0]
-
     def path_log_probs(self, features: torch.Tensor, path: GreedyPath) -> torch.Tensor:
         """The joiner's distribution at each frame, given the prediction network's state after the labels the
         path emitted before that frame (which depends on those labels only, not on the input)."""
@@ -231,7 +206,9 @@ class Transducer(AcousticModel):
         return self.joiner(encoder_proj, decoder_proj[labels_before.to(device)]).log_softmax(dim=-1)
 
     @torch.no_grad()
-    def best_path_frames(self, features: torch.Tensor, tokens: List[int], method: str) -> List[int]:
+    def alignment_log_probs(self, features: torch.Tensor, tokens: List[int]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The lattice of ``tokens`` (label ids, no blank) over the utterance ``features`` (T, C): (T', U + 1) blank
+        and (T', U) next-label log-probabilities (float64, on the CPU), position u having read u labels."""
         blank = self.decoder.blank_id
         decoder_out, _ = self.decoder(torch.tensor([[blank] + tokens], device=features.device))  # (1, U + 1, H)
         encoder_proj = self.joiner.project_encoder(self.utterance_encoding(features))  # (T', J)
@@ -239,8 +216,7 @@ class Transducer(AcousticModel):
                                 ).log_softmax(dim=-1).double().cpu()  # (T', U + 1, V): position u read u labels
         labels = torch.tensor(tokens, dtype=torch.long)
         label_log_probs = log_probs[:, :-1].gather(2, labels.view(1, -1, 1).expand(log_probs.size(0), -1, 1))[..., 0]
-        return transducer_best_path_frames(log_probs[..., blank].numpy(), label_log_probs.numpy(),
-                                           one_label_per_frame=method in self.one_label_per_frame_methods)
+        return log_probs[..., blank], label_log_probs
 
     def exported(self, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
         return ExportedTransducer(self, mean, std)

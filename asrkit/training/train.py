@@ -42,6 +42,7 @@ from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.model.rnnt_backend import check_device
 from asrkit.progress import progress_bar
 from asrkit.scoring.error_rates import score_utterances
+from asrkit.search.searches import search
 from asrkit.training.batches import feasible_cuts, make_loader, steps, training_sampler
 from asrkit.checkpoint import checkpoint_name, load_checkpoint, load_weights, save_checkpoint
 from asrkit.training.distributed import ProcessGroup, end_process_group, start_process_group
@@ -100,7 +101,7 @@ def evaluate(model: AcousticModel, loader, tokens: TokenTable, units: Units, tra
             for name, term in model.dev_loss_terms(batch, transducer).items():
                 term_totals[name] = term_totals.get(name, 0.0) + term.item()
             count += len(batch["cut_ids"])
-            greedy = model.search("greedy", 1, batch["features"], batch["feature_lens"])
+            greedy = search(model, "greedy", 1, batch["features"], batch["feature_lens"])
             for cut_id, ids, target, n in zip(batch["cut_ids"], greedy, batch["targets"], batch["target_lens"]):
                 refs[cut_id] = units.scored(tokens.decode(target[:n].tolist()))
                 hyps[cut_id] = units.scored(tokens.decode(ids))

@@ -11,6 +11,7 @@ from asrkit.data.arpa import BOS, EOS, UNK, ArpaLm, read_arpa, write_arpa
 from asrkit.decoding.decode import load_neural_lm
 from asrkit.search.ctc_search import ctc_prefix_beam_search, ctc_prefix_beam_search_batch_nbest
 from asrkit.search.lm import START, NeuralLm, NgramLm, ShallowFusion
+from asrkit.search.searches import search
 from asrkit.search.transducer_search import beam_search, beam_search_batch_nbest, modified_beam_search
 from asrkit.model.decoder import Decoder
 from asrkit.model.joiner import Joiner
@@ -218,7 +219,7 @@ def test_greedy_search_refuses_an_lm(tmp_path):
     fusion = fusions(tmp_path, 6, 0.5, 0.0)["ngram"]
     model = make_model(vocab=6, seed=1)
     with pytest.raises(ValueError, match="greedy search uses no LM"):
-        model.search("greedy", 1, torch.zeros(1, 4, 5), torch.tensor([4]), fusion)
+        search(model, "greedy", 1, torch.zeros(1, 4, 5), torch.tensor([4]), fusion)
 
 
 def test_a_phone_lm_of_other_tokens_is_refused(tmp_path):

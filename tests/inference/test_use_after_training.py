@@ -33,6 +33,7 @@ from asrkit.data.lang import BLANK
 from asrkit.inference.sensitivity import plot_sensitivity
 from asrkit.search.alignment import ctc_best_path_frames, transducer_best_path_frames
 from asrkit.inference.transcribe import Transcriber, read_audio
+from asrkit.search.searches import greedy_path, search
 
 ROOT = Path(__file__).resolve().parents[2]
 PHONES = ["aa", "b", "d", "h#", "iy", "s", "sh", "t", "z"]
@@ -208,8 +209,8 @@ def test_transcribe_any_rate_and_format(models, audio, name):
 def test_greedy_path_is_decode_greedy_search(models, name):
     transcriber = Transcriber(models[name])
     features = torch.randn(50, 123)
-    path = transcriber.model.greedy_path(features)
-    assert path.tokens == transcriber.model.search("greedy", 1, features[None], torch.tensor([50]))[0]
+    path = greedy_path(transcriber.model, features)
+    assert path.tokens == search(transcriber.model, "greedy", 1, features[None], torch.tensor([50]))[0]
     assert path.frames == sorted(set(path.frames))
     assert path.log_probs.shape[1] == len(PHONES) + 1
     if name != "transducer":  # the best path of the greedy output is the greedy path itself
@@ -224,7 +225,7 @@ def test_beam_search_times_come_from_the_best_alignment(models, audio, name, met
     samples = read_audio(audio["wav16"])
     features = transcriber.network_input(transcriber.static_features(samples, "test"))
     with torch.no_grad():
-        tokens = transcriber.model.search(method, 3, features[None], torch.tensor([features.size(0)]))[0]
+        tokens = search(transcriber.model, method, 3, features[None], torch.tensor([features.size(0)]))[0]
     assert transcript.tokens == transcriber.tokens.decode(tokens)
     check_times(transcript, strictly=method != "beam")  # Graves's search may emit several labels per frame
 

@@ -5,6 +5,7 @@ import torch
 
 from asrkit.config import TransducerConfig
 from asrkit.model.registry import ENCODERS, build_encoder, build_model
+from asrkit.search.searches import search
 
 INPUT_DIM = 5
 LENGTHS = [11, 7, 4]
@@ -61,7 +62,7 @@ def test_new_encoders_carry_ctc_and_transducers(name, output_dim):
         assert model.encoder.output_dim == output_dim
         model.training_loss(batch, loss_options, batch_index=0).backward()
         with torch.no_grad():
-            assert len(model.eval().search("greedy", 1, x, lens)) == len(LENGTHS)
+            assert len(search(model.eval(), "greedy", 1, x, lens)) == len(LENGTHS)
 
 
 def test_peephole_is_refused_where_there_is_none():
