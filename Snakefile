@@ -25,6 +25,10 @@ unknown_models = [m for m in config["models"] if m not in RECIPE_MODELS]
 if unknown_models:
     raise WorkflowError(f"models: {', '.join(map(repr, unknown_models))} not known; expected some of "
                         f"{', '.join(RECIPE_MODELS)} (asrkit/workflow/stages.py)")
+undecoded = [m for m in config["models"] if not config["decoding"][RECIPE_MODELS[m].type]]
+if undecoded:  # else every stage would run, and scoring find nothing to score
+    raise WorkflowError(f"decoding.{RECIPE_MODELS[undecoded[0]].type}: empty, so {undecoded[0]} would be trained and "
+                        f"never decoded; name a search, or leave {undecoded[0]} out of models")
 RECIPE = config["recipe"]
 RECIPE_DIR = Path(config.get("recipe_dir") or Path(workflow.basedir) / "recipes" / RECIPE)
 

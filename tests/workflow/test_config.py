@@ -30,6 +30,8 @@ def dry_run(tmp_path, extra_yaml):
     ("decoding: {ctc: [greedy], transducer: [greedy], beams: [4], splits: [test, heldout]}\n",
      "decoding.splits: 'heldout' is the demo corpus's held-out test set, and there is none: set "
      "demo_corpus.heldout_voices"),
+    ("models: [ctc]\ndecoding: {ctc: [], beams: [4]}\n",
+     "decoding.ctc: empty, so ctc would be trained and never decoded"),
     ("models: [ctc, rnnt]\n", "models: 'rnnt' not known; expected some of ctc, transducer, pretrained_transducer"),
     ("units: {phone_set: 39}\n", "39 is not one of [61, 60, 48, None]"),  # a scoring set, not trained
     ("corpus: {parts: {train: a, dev: b}}\n", "'test' is a required property"),
