@@ -31,6 +31,8 @@ import pydantic.dataclasses
 import yaml
 from pydantic import Field
 
+from asrkit.io import atomic_output
+
 S = TypeVar("S")
 
 #: a setting that says how a stage runs, not what it makes (``Field(..., json_schema_extra=RUN_ONLY)``): left out
@@ -525,11 +527,12 @@ def build(cls: Type[S], values: Mapping[str, Any]) -> S:
 
 
 def write_schema(path: Path) -> Path:
-    """Write the schema to ``path`` as JSON (atomically: Snakemake's jobs may write it at once) and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{id(path)}.partial")
-    partial.write_text(json.dumps(schema(), indent=1) + "\n")
-    partial.replace(path)
+    """Write the schema to ``path`` as JSON, unless it holds it already (as when a cluster job reads the workflow
+    again), and return ``path``."""
+    text = json.dumps(schema(), indent=1) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        with atomic_output(path) as partial:
+            partial.write_text(text)
     return path
 
 

@@ -78,7 +78,8 @@ NOT_IMPORTED = {"asrkit.model": ("asrkit.search", "asrkit.decoding", "asrkit.inf
                 "asrkit.decoding": ("asrkit.training", "asrkit.inference"),
                 "asrkit.inference": ("asrkit.training", "asrkit.decoding"),
                 "asrkit.scoring": ("asrkit.training",),
-                "asrkit.config": ("asrkit.",),
+                "asrkit.config": ("asrkit.data", "asrkit.model", "asrkit.search", "asrkit.decoding", "asrkit.training",
+                                  "asrkit.inference", "asrkit.scoring", "asrkit.workflow", "asrkit.checkpoint"),
                 "asrkit.checkpoint": ("asrkit.training", "asrkit.decoding", "asrkit.inference", "asrkit.search")}
 
 
