@@ -12,9 +12,11 @@ import yaml
 from pydantic import Field
 from snakemake.utils import validate
 
-from asrkit.config import (Config, FeatureConfig, ModelConfig, Section, TrainingConfig, TransducerConfig, UnitsConfig,
-                           RUN_ONLY, add_flags, from_flags, load_config, load_config_file, schema, section,
-                           to_flags, write_schema)
+from asrkit.config import (RUN_ONLY, Config, DecodingConfig, FeatureConfig, ModelConfig, Section, TrainingConfig,
+                           TransducerConfig, UnitsConfig, add_flags, from_flags, load_config, load_config_file, schema,
+                           section, to_flags, write_schema)
+from asrkit.model.registry import ENCODERS, MODEL_TYPES
+from asrkit.search.searches import search_methods
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = [hint for hint in typing.get_type_hints(Config).values()
@@ -136,3 +138,11 @@ def test_flags_left_out_take_the_schema_defaults_and_help_shows_them(capsys):
                                                                          "amp": True})
     with pytest.raises(SystemExit):
         parser.parse_args(["--training.max_duration", "20"])  # num_epochs has no default: required
+
+
+def test_the_choices_are_the_registered_encoders_and_searches():
+    """The config sits below the models and searches, so it names their choices itself: they must agree."""
+    assert typing.get_args(typing.get_type_hints(ModelConfig)["encoder"]) == tuple(ENCODERS)
+    decoding = typing.get_type_hints(DecodingConfig)
+    for model_type in MODEL_TYPES:  # the decoding section has a key of each model type, its searches
+        assert typing.get_args(typing.get_args(decoding[model_type])[0]) == search_methods(model_type)

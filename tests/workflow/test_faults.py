@@ -166,19 +166,14 @@ def kill_inside(recipe: Recipe, point: KillPoint, rng: random.Random, log: Path)
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(TINY)
-    return path
+def config(finished_tiny_run) -> Path:
+    return finished_tiny_run / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, config) -> Path:
-    """An uninterrupted run."""
-    work = tmp_path_factory.mktemp("reference")
-    result = Recipe(work, config).run()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return work
+def reference(finished_tiny_run) -> Path:
+    """An uninterrupted run (shared with the stale-result tests: tests/workflow/conftest.py)."""
+    return finished_tiny_run / "work"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from asrkit.checkpoint import load_checkpoint
-from tiny_recipe import TINY, Recipe, results_without_rtf
+from tiny_recipe import Recipe, results_without_rtf
 
 pytestmark = pytest.mark.slow  # minutes: left out of `make test-fast`
 
@@ -24,14 +24,9 @@ RETRAIN = {"train_ctc", "decode", "score", "model_results", "results", "training
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished tiny run (its config beside it, as config.yaml)."""
-    root = tmp_path_factory.mktemp("finished")
-    config = root / "tiny.yaml"
-    config.write_text(TINY)
-    result = Recipe(root / "work", config).run()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return root
+def finished(finished_tiny_run) -> Path:
+    """The shared finished tiny run (tests/workflow/conftest.py), its config beside it as tiny.yaml."""
+    return finished_tiny_run
 
 
 def copy_of(finished: Path, tmp_path: Path) -> Recipe:
