@@ -72,10 +72,10 @@ def load_searches(root: Path) -> Dict[str, object]:
         sys.modules.update(saved)
 
 
-#: where the models look the search functions up when they search: what a --baseline swaps
-SEARCH_NAMESPACES = {"ctc_greedy_search": "asrkit.model.ctc", "ctc_prefix_beam_search": "asrkit.model.ctc",
-                     "greedy_search_batch": "asrkit.model.transducer", "beam_search": "asrkit.model.transducer",
-                     "modified_beam_search": "asrkit.model.transducer"}
+#: where the named searches (asrkit/search/searches.py) look the search functions up: what a --baseline swaps
+SEARCH_NAMESPACES = {name: "asrkit.search.searches" for name in ("ctc_greedy_search", "ctc_prefix_beam_search",
+                                                                  "greedy_search_batch", "beam_search",
+                                                                  "modified_beam_search")}
 
 
 def use_searches(functions: Dict[str, object]) -> None:
