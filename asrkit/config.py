@@ -16,7 +16,6 @@ Snakemake completes. Checkpoints store sections as plain dicts (``dataclasses.as
 """
 
 import argparse
-import copy
 import dataclasses
 import functools
 import json
@@ -72,7 +71,9 @@ class Section:
     @classmethod
     def from_dict(cls: Type[S], values: Optional[Mapping[str, Any]] = None) -> S:
         """The section from (some of) its keys: checked against its schema, the rest set to their defaults."""
-        return build(cls, checked(values or {}, cls.schema(), cls.KEY))
+        values = values or {}
+        check(values, cls.schema(), cls.KEY)
+        return build(cls, values)
 
 
 # ---------------------------------------------------------------------------------------------------- sections
@@ -504,15 +505,13 @@ def _tidy(node: Any, definitions: Mapping[str, Any]) -> Any:
     return tidy
 
 
-def checked(values: Mapping[str, Any], section_schema: Mapping[str, Any], where: str) -> Dict[str, Any]:
-    """A copy of ``values``, checked against ``section_schema``; a ValueError names the bad key."""
-    values = copy.deepcopy(dict(values))
+def check(values: Mapping[str, Any], section_schema: Mapping[str, Any], where: str) -> None:
+    """Check ``values`` against ``section_schema``; a ValueError names the bad key."""
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(section_schema).iter_errors(values))
     if error is not None:
         key = ".".join(map(str, [where, *error.absolute_path] if where else error.absolute_path))
         # a schema's own message where it has one (the keyword of ajv-errors), e.g. for a key of another units type
         raise ValueError(f"config {key or 'file'}: {error.schema.get('errorMessage', error.message)}")
-    return values
 
 
 def build(cls: Type[S], values: Mapping[str, Any]) -> S:
@@ -538,7 +537,8 @@ def write_schema(path: Path) -> Path:
 
 def load_config(values: Mapping[str, Any]) -> Config:
     """A whole config (e.g. a parsed config.yaml), checked (:func:`check_across_keys` too), with the defaults."""
-    config = build(Config, checked(values, schema(), ""))
+    check(values, schema(), "")
+    config = build(Config, values)
     check_across_keys(values)
     return config
 
