@@ -1,6 +1,6 @@
 """CTC model: encoder + linear output layer over the tokens (blank = 0)."""
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn

@@ -12,7 +12,7 @@ Every model has an ``encoder``: ``encoder(x (N, T, C), x_lens (N,)) -> (N, T', e
 import sys
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
 
 import torch
 from torch import nn

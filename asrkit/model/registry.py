@@ -7,7 +7,7 @@ A checkpoint stores them, so that :func:`build_model` rebuilds the network it ho
 """
 
 from dataclasses import asdict, fields
-from typing import Any, Callable, Dict, Mapping, Tuple, Type
+from typing import Any, Callable, Dict, Mapping, Type
 
 from torch import nn
 

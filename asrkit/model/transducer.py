@@ -7,7 +7,7 @@ consecutive label positions matter at each frame; the real joiner is then evalua
 """
 
 from contextlib import nullcontext
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Sequence, Tuple
 
 import torch
 from torch import nn
