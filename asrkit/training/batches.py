@@ -32,6 +32,7 @@ class InterleavedShards:
         for batches in zip(*self.samplers):  # lhotse gives every shard the same number of batches
             yield from batches
 
+
 def training_sampler(cuts: CutSet, max_duration: float, seed: int, epoch: int, shards: Sequence[int],
                      num_shards: int) -> InterleavedShards:
     """Duration-bucketed batches (little padding), in ``num_shards`` shards; this process's ``shards``.
@@ -50,12 +51,14 @@ def training_sampler(cuts: CutSet, max_duration: float, seed: int, epoch: int, s
         samplers.append(sampler)
     return InterleavedShards(samplers)
 
+
 def make_loader(dataset: RecognitionDataset, sampler, seed: int, num_workers: int, epoch: int,
                 skip_batches: int = 0) -> torch.utils.data.DataLoader:
     """Batches of tensors from a sampler of CutSets, without its first ``skip_batches`` (a resumed epoch)."""
     # The loader's own generator, not the global RNG, seeds its workers: resuming must not shift dropout noise.
     return torch.utils.data.DataLoader(dataset, sampler=SkipBatches(sampler, skip_batches), batch_size=None,
                                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed + epoch))
+
 
 class SkipBatches:
     """A sampler that leaves out its first ``count`` batches: resuming an epoch after ``count`` batches.
@@ -72,11 +75,13 @@ class SkipBatches:
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.count, None)
 
+
 def steps(loader: Iterator[Dict], batches_per_step: int) -> Iterator[List[Dict]]:
     """The loader's batches in groups of ``batches_per_step`` (this process's batches of one optimiser step)."""
     iterator = iter(loader)
     while group := list(itertools.islice(iterator, batches_per_step)):
         yield group
+
 
 def utterances(batch: Dict) -> List[Dict]:
     """A padded batch of :class:`RecognitionDataset` as batches of one utterance each, unpadded."""
@@ -86,8 +91,10 @@ def utterances(batch: Dict) -> List[Dict]:
              "target_lens": batch["target_lens"][i:i + 1], "cut_ids": [cut_id]}
             for i, cut_id in enumerate(batch["cut_ids"])]
 
+
 class InfeasibleError(ValueError):
     """Too many utterances have fewer encoder frames than their tokens need (see :func:`feasible_cuts`)."""
+
 
 def feasible_cuts(cuts: CutSet, name: str, model: AcousticModel, loss_options: Any, tokens: TokenTable,
                   units: Units, max_infeasible_fraction: float) -> CutSet:

@@ -40,6 +40,7 @@ def latest_checkpoint(checkpoint_dir: Path, digest: str) -> Optional[Path]:
         return path
     return None
 
+
 def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
     """Keep the last ``keep`` end-of-epoch checkpoints (for averaging) and the newest mid-epoch one."""
     epochs = training_checkpoints(checkpoint_dir)
@@ -48,6 +49,7 @@ def prune_checkpoints(checkpoint_dir: Path, keep: int) -> None:
     newest = epochs[-1]
     for old in ends[:-keep] + [p for p in inside if p != newest]:
         old.unlink()
+
 
 def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None:
     """Move aside a best.pt that this run did not write: any, on a fresh start, or one of other options.
@@ -64,6 +66,7 @@ def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None
                     f"moved to {stale}")
     shutil.move(str(best_path), str(stale))
 
+
 def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
     """The weights of this run's best.pt; refuses one of other options."""
     if not best_path.exists():
@@ -75,9 +78,11 @@ def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
                          f"this run's {digest}): refusing to restart from it")
     return best["model"]
 
+
 def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:
     """The state of the global RNGs that dropout draws from (the CPU's, and the GPU's on CUDA)."""
     return {"cpu": torch.get_rng_state(), **({"cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {})}
+
 
 def set_rng_state(state: Dict[str, torch.Tensor], device: torch.device) -> None:
     """Restore :func:`rng_state`'s states. A checkpoint written on the CPU resumed on a GPU has no CUDA state:

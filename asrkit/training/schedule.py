@@ -16,6 +16,7 @@ from asrkit.config import PhoneLmConfig, TrainingConfig
 
 FIXED, NOISELESS, NOISY, DONE = "fixed", "noiseless", "noisy", "done"
 
+
 def first_phase(training: TrainingConfig, pretrained: bool) -> str:
     """The phase of epoch 1: a model started from pretrained parts trains with noise from the start (the
     paper's PRETRANS, whose parts were trained through both phases)."""
@@ -23,10 +24,12 @@ def first_phase(training: TrainingConfig, pretrained: bool) -> str:
         return FIXED
     return NOISY if pretrained and training.weight_noise_std > 0 else NOISELESS
 
+
 def selection_key(phase: str) -> str:
     """The history value whose lowest picks a phase's best epoch: the noiseless phase stops at the highest dev
     log-probability (lowest loss), the others at the lowest dev error rate."""
     return "dev_loss" if phase == NOISELESS else "dev_error_rate"
+
 
 def best_record(history: List[Dict[str, Any]], phase: str, key: str) -> Dict[str, Any]:
     """The best epoch of a phase, by the lowest history value ``key``: the last of the lowest (schedule fixed,
@@ -36,6 +39,7 @@ def best_record(history: List[Dict[str, Any]], phase: str, key: str) -> Dict[str
     lowest = min(h[key] for h in records)
     ties = [h for h in records if h[key] == lowest]
     return ties[-1] if phase == FIXED else ties[0]
+
 
 def next_phase(training: Union[TrainingConfig, PhoneLmConfig], history: List[Dict[str, Any]], phase: str,
                key: str) -> str:
@@ -53,10 +57,12 @@ def next_phase(training: Union[TrainingConfig, PhoneLmConfig], history: List[Dic
         return phase
     return NOISY if phase == NOISELESS and training.weight_noise_std > 0 else DONE
 
+
 def is_noisy(training: TrainingConfig, phase: str, epoch: int) -> bool:
     if phase == FIXED:
         return training.weight_noise_std > 0 and epoch >= training.weight_noise_start_epoch
     return phase == NOISY
+
 
 def restarts_from_best(training: TrainingConfig, history: List[Dict[str, Any]], phase: str, epoch: int,
                        best_path: Path) -> bool:
@@ -66,6 +72,7 @@ def restarts_from_best(training: TrainingConfig, history: List[Dict[str, Any]], 
         return is_noisy(training, phase, epoch) and epoch == training.weight_noise_start_epoch and best_path.exists()
     return phase == NOISY and any(h["phase"] == NOISELESS for h in history) \
         and not any(h["phase"] == NOISY for h in history)
+
 
 def make_optimizer(model: torch.nn.Module, training: Union[TrainingConfig, PhoneLmConfig]) -> torch.optim.Optimizer:
     """The optimiser of a training's (or the phone LM's) settings: SGD with momentum, or Adam."""

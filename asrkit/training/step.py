@@ -21,6 +21,7 @@ def batch_loss(model: AcousticModel, batch: Dict, transducer: TransducerConfig, 
     config's ``transducer`` section)."""
     return model.training_loss(batch, transducer, batch_index)
 
+
 class TrainingLoss(torch.nn.Module):
     """The model with its training loss as ``forward``: what DistributedDataParallel wraps, since it
     synchronises the gradients of what its module's ``forward`` computes."""
@@ -37,6 +38,7 @@ FLOAT16_INIT_SCALE = 2.0 ** 16
 
 #: ``training.amp``'s dtypes as torch's
 AUTOCAST_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -61,6 +63,7 @@ class Precision:
 #: finite whatever the scale (a divergence), and the step was skipped.
 UPDATED, SCALER_SKIP, NON_FINITE = "updated", "scaler_skip", "non_finite"
 
+
 @dataclass(frozen=True)
 class StepOutcome:
     """One optimiser step: its loss and utterances summed over the processes (0 if skipped), and how it ended."""
@@ -68,6 +71,7 @@ class StepOutcome:
     loss: float
     utterances: int
     outcome: str
+
 
 def optimizer_step(net: torch.nn.Module, model: AcousticModel, optimizer: torch.optim.Optimizer,
                    precision: Precision, step_batches: List[Dict], device: torch.device, global_batches: int,

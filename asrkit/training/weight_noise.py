@@ -22,6 +22,7 @@ def noise_generator(seed: int, epoch: int, item: str) -> torch.Generator:
     """
     return keyed_generator(f"{seed}/{epoch}/{item}")
 
+
 def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Generator) -> List[torch.Tensor]:
     """Add Gaussian noise to every weight; return the weights as they were, for :func:`remove_weight_noise`.
 
@@ -36,11 +37,13 @@ def add_weight_noise(model: torch.nn.Module, std: float, generator: torch.Genera
             p.add_((torch.randn(p.shape, generator=generator) * std).to(p.device))
     return saved
 
+
 def remove_weight_noise(model: torch.nn.Module, saved: List[torch.Tensor]) -> None:
     """Put back the weights that :func:`add_weight_noise` saved, exactly."""
     with torch.no_grad():
         for p, weights in zip(model.parameters(), saved):
             p.copy_(weights)
+
 
 @dataclass(frozen=True)
 class WeightNoise:
@@ -55,6 +58,7 @@ class WeightNoise:
 
 #: the bound of the paper's initial weights, uniform in [-bound, bound] (``training.init: uniform``)
 UNIFORM_INIT_BOUND = 0.1
+
 
 def initialise_uniformly(model: torch.nn.Module) -> None:
     """Every weight uniform in [-0.1, 0.1], as Graves et al. initialise (from the global RNG, seeded)."""
