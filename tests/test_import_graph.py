@@ -77,7 +77,7 @@ NOT_IMPORTED = {"asrkit.model": ("asrkit.search", "asrkit.decoding", "asrkit.inf
                 "asrkit.search": ("asrkit.decoding", "asrkit.inference", "asrkit.training", "asrkit.scoring"),
                 "asrkit.decoding": ("asrkit.training", "asrkit.inference"),
                 "asrkit.inference": ("asrkit.training", "asrkit.decoding"),
-                "asrkit.scoring": ("asrkit.training",),
+                "asrkit.scoring": ("asrkit.training", "asrkit.decoding", "asrkit.inference", "asrkit.search"),
                 "asrkit.config": ("asrkit.data", "asrkit.model", "asrkit.search", "asrkit.decoding", "asrkit.training",
                                   "asrkit.inference", "asrkit.scoring", "asrkit.workflow", "asrkit.checkpoint"),
                 "asrkit.checkpoint": ("asrkit.training", "asrkit.decoding", "asrkit.inference", "asrkit.search")}

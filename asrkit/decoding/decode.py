@@ -29,6 +29,7 @@ from asrkit.search.searches import ALL_SEARCH_METHODS, search, search_methods
 from asrkit.device import DEVICE_CHOICES, resolve_device
 from asrkit.io import atomic_output
 from asrkit.progress import progress_bar
+from asrkit.scoring.hypotheses import write_hyps
 from asrkit.model.registry import build_decoder, model_options
 
 #: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
@@ -139,19 +140,6 @@ def decode(cuts: CutSet, model_path: Path, method: str, beam: int, avg: int, max
            device: str = "auto") -> Dict[str, List[str]]:
     """Token symbol sequences by cut id, with the network's scores alone (see :class:`LoadedModel`)."""
     return LoadedModel(model_path, avg, device).decode(cuts, method, beam, max_duration=max_duration)
-
-
-def write_hyps(hyps: Dict[str, List[str]], path: Path) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text("".join(f"{utt} {' '.join(symbols)}\n" for utt, symbols in sorted(hyps.items())))
-
-
-def read_hyps(path: Path) -> Dict[str, List[str]]:
-    hyps = {}
-    for line in Path(path).read_text().splitlines():
-        utt, *symbols = line.split()
-        hyps[utt] = symbols
-    return hyps
 
 
 def read_lm_weights(path: Path) -> Dict[str, float]:

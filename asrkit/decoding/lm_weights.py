@@ -26,7 +26,7 @@ from asrkit.config import DecodingConfig
 from asrkit.decoding.decode import LoadedModel, add_lm_flags, add_search_flags, check_lm_flags
 from asrkit.device import DEVICE_CHOICES
 from asrkit.io import atomic_output
-from asrkit.scoring.score import error_rate
+from asrkit.scoring.hypotheses import error_rate
 
 
 def choose_lm_weights(loaded: LoadedModel, dev: CutSet, method: str, beam: int, lm: str, lm_file: Path,

@@ -13,40 +13,21 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from lhotse import CutSet
 
 from asrkit.checkpoint import load_checkpoint
-from asrkit.decoding.decode import read_hyps
 from asrkit.io import atomic_output
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import mark_results, remove_model_rows, update_results_table
 from asrkit.scoring.error_rates import DELETION, INSERTION, confusion_matrix, format_totals, score_utterances, write_report
+from asrkit.scoring.hypotheses import read_hyps, scoring_views
 from asrkit.data.units import Units, units_from_state
 from asrkit.workflow.stages import MODEL_PLOTS, MODEL_RESULTS, RECIPE_MODELS
 
 #: RESULTS.md columns after the model, decoding and error-rate columns
 RESULTS_TAIL = ["ins", "del", "sub", "params", "epochs", "RTF"]
-
-
-def references(cuts: CutSet, units: Units) -> Dict[str, List[str]]:
-    """The scored reference of every cut (39 folded phones, or words), by cut id."""
-    return {cut.id: [label for s in cut.supervisions for label in units.reference(s)] for cut in cuts}
-
-
-def scoring_views(cuts: CutSet, hyps: Dict[str, List[str]], units: Units
-                  ) -> Tuple[Dict[str, Dict[str, List[str]]], Dict[str, Dict[str, List[str]]]]:
-    """References and hypotheses (token symbols by cut id) in each of the units' scoring views, by cut id."""
-    refs = {utt: units.scoring_views(ref) for utt, ref in references(cuts, units).items()}
-    return refs, {utt: units.scoring_views(units.scored(symbols)) for utt, symbols in hyps.items()}
-
-
-def error_rate(cuts: CutSet, hyps: Dict[str, List[str]], units: Units) -> float:
-    """The units' first metric (PER, or WER) of hypotheses (token symbols by cut id), in percent."""
-    refs, hyps = scoring_views(cuts, hyps, units)
-    metric = units.metrics[0]
-    return score_utterances({u: v[metric] for u, v in refs.items()}, {u: v[metric] for u, v in hyps.items()}).totals.rate
 
 
 def score_split(cuts_path: Path, hyps_path: Path, units: Units, title: str, report_paths: List[Path],

@@ -10,7 +10,7 @@ from lhotse.supervision import AlignmentItem
 
 from asrkit.data.phones import fold, phone_set
 from asrkit.data.units import PhoneUnits
-from asrkit.decoding.decode import write_hyps
+from asrkit.scoring.hypotheses import write_hyps
 from asrkit.scoring.score import score_split
 from asrkit.scoring.plots import plot_confusion_matrix, plot_training_curves
 from asrkit.scoring.results import read_results, update_results_table

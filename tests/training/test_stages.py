@@ -19,7 +19,7 @@ from asrkit.data.feature_archives import main as verify_main, verify_archives
 from asrkit.data.units import units_from_state
 from asrkit.decoding import lm_weights
 from asrkit.decoding.decode import decode, main as decode_main
-from asrkit.scoring.score import error_rate
+from asrkit.scoring.hypotheses import error_rate
 from asrkit.training import ngram_lm
 from asrkit.data.features import (add_deltas, compute_features, compute_global_stats, input_dim, load_stats, merge_shards,
                              parse_shard)
