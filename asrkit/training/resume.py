@@ -5,7 +5,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -67,8 +67,8 @@ def set_aside_foreign_best(best_path: Path, digest: str, resuming: bool) -> None
     shutil.move(str(best_path), str(stale))
 
 
-def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
-    """The weights of this run's best.pt; refuses one of other options."""
+def load_best(best_path: Path, digest: str) -> Dict[str, Any]:
+    """This run's best.pt (its weights under ``model``, its ``epoch``); refuses one of other options."""
     if not best_path.exists():
         raise ValueError(f"{best_path} is missing (removed, or set aside as not this run's): the noise phase "
                          f"restarts from it; remove {best_path.parent / 'checkpoints'} to train afresh")
@@ -76,7 +76,7 @@ def load_best(best_path: Path, digest: str) -> Dict[str, torch.Tensor]:
     if best.get("options_digest") != digest:
         raise ValueError(f"{best_path} was written with other options (digest {best.get('options_digest')}, "
                          f"this run's {digest}): refusing to restart from it")
-    return best["model"]
+    return best
 
 
 def rng_state(device: torch.device) -> Dict[str, torch.Tensor]:

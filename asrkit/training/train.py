@@ -260,12 +260,12 @@ class TrainingRun:
     def restart_from_best(self, epoch: int) -> None:
         """The paper's restart: best.pt's weights, a fresh optimiser and lr schedule (the noiseless phase's
         momentum points where noise is absent)."""
-        self.model.load_state_dict(load_best(self.best_path, self.digest))
+        best = load_best(self.best_path, self.digest)
+        self.model.load_state_dict(best["model"])
         self.optimizer = make_optimizer(self.model, self.setup.training)
         self.scheduler = LrSchedule(self.optimizer, self.setup.training)
-        logging.info(f"epoch {epoch}: restarting from {self.best_path} (epoch "
-                     f"{load_checkpoint(self.best_path)['epoch']}) with a fresh optimiser and weight noise "
-                     f"{self.setup.training.weight_noise_std}")
+        logging.info(f"epoch {epoch}: restarting from {self.best_path} (epoch {best['epoch']}) with a fresh "
+                     f"optimiser and weight noise {self.setup.training.weight_noise_std}")
 
 
 def train_one_epoch(run: TrainingRun, state: TrainingState) -> float:
