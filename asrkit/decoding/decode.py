@@ -32,9 +32,6 @@ from asrkit.progress import progress_bar
 from asrkit.scoring.hypotheses import write_hyps
 from asrkit.model.registry import build_decoder, model_options
 
-#: the search when none is named (``--method``, ``--beam``, :class:`asrkit.inference.transcribe.Transcriber`)
-
-
 
 def load_neural_lm(path: Path, vocab_size: int) -> NeuralLm:
     """The neural phone LM of stage 5 (exp/phone_lm/model.pt); its tokens must be the model's (``vocab_size``)."""

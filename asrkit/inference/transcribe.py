@@ -198,7 +198,7 @@ class Transcriber:
         else:
             with torch.no_grad():
                 tokens = search(self.model, self.method, self.beam, features.unsqueeze(0),
-                                           torch.tensor([features.size(0)]))[0]
+                                torch.tensor([features.size(0)]))[0]
             frames = best_path_frames(self.model, features, tokens, self.method)
         # frame starts are whole milliseconds: rounding only removes the float products' noise
         symbols, times = self.tokens.decode(tokens), [round(f * self.frame_shift, 3) for f in frames]
