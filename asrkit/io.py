@@ -1,6 +1,7 @@
-"""Atomic file output: a stage's artifact either exists complete or not at all."""
+"""Atomic file output (a stage's artifact either exists complete or not at all), and files' SHA-256."""
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -96,3 +97,12 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 of a file (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -13,7 +13,6 @@ second, without torch or lhotse.
 
 import argparse
 import gzip
-import hashlib
 import json
 import logging
 import shutil
@@ -21,25 +20,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from asrkit.io import atomic_output
+from asrkit.io import atomic_output, file_sha256
 
 #: the record of a shard's archives, at the top of its storage folder
 ARCHIVE_RECORD = "archives.json"
 ARCHIVE_SUFFIX = ".lca"
 
 
-def sha256(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def record_archives(storage_dir: Path) -> None:
     """Write ``storage_dir/archives.json``: the size and SHA-256 of every archive under it, by relative path."""
-    record = {str(p.relative_to(storage_dir)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+    record = {str(p.relative_to(storage_dir)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
               for p in sorted(storage_dir.rglob(f"*{ARCHIVE_SUFFIX}"))}
     with atomic_output(storage_dir / ARCHIVE_RECORD) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
@@ -63,7 +53,7 @@ def archive_problem(archive: Path, entry: Dict) -> Optional[str]:
     size = archive.stat().st_size
     if size != entry["bytes"]:
         return f"{size} bytes, {entry['bytes']} when it was written ({'cut short' if size < entry['bytes'] else 'grown'})"
-    if sha256(archive) != entry["sha256"]:
+    if file_sha256(archive) != entry["sha256"]:
         return "its content changed since it was written (SHA-256 differs)"
     return None
 

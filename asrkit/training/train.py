@@ -36,7 +36,7 @@ from asrkit.data.lang import TokenTable
 from asrkit.data.spec_augment import SpecAugment
 from asrkit.data.units import Units, load_units
 from asrkit.device import DEVICE_CHOICES, resolve_device
-from asrkit.io import atomic_output
+from asrkit.io import atomic_output, file_sha256
 from asrkit.model.interface import AcousticModel
 from asrkit.model.registry import MODEL_TYPES, build_model, stored_model_options
 from asrkit.model.rnnt_backend import check_device
@@ -80,7 +80,7 @@ class TrainingSetup:
                    "model": stored_model_options(self.model_type, self.model, self.transducer),
                    "training": {k: v for k, v in asdict(self.training).items()
                                 if k not in TrainingConfig.run_only_keys()},
-                   "init": {part: file_digest(path) for part, path in self.init.items()}}
+                   "init": {part: file_sha256(path)[:16] for part, path in self.init.items()}}
         if self.model_type == "transducer":
             shaping["transducer"] = asdict(self.transducer)
         if self.augmentation.enabled:  # off, the fingerprint of a training from before augmentation existed
@@ -124,10 +124,6 @@ def initialise(model: AcousticModel, init: Dict[str, Path]) -> None:
     if "decoder" in init:
         load_weights(model.decoder, load_checkpoint(Path(init["decoder"]))["model"], Path(init["decoder"]))
         logging.info(f"prediction network initialised from {init['decoder']}")
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 #
